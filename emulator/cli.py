@@ -1,0 +1,265 @@
+"""`gw`: run the gateway locally with stand-ins for every backend, and inspect it.
+
+    gw serve                 embedded Valkey + emulated backends + the gateway on Granian
+    gw backends              only the stand-ins, for a gateway started separately
+    gw routes                the handler table
+    gw invoke METHOD PATH    one request through the full pipeline, in-process
+    gw token                 a development access token from the running auth emulator
+    gw config                the effective configuration and where each value came from
+    gw proto                 regenerate proto/ modules
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from runtime.config import Config, ConfigError, describe, load_config
+
+
+def _load(config_path: str | None, env: dict[str, str] | None = None) -> Config:
+    try:
+        return load_config(config_path, env=env)
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="YAML configuration file (default: $CONFIG_FILE).",
+)
+
+
+@click.group(help=__doc__.split("\n\n")[0])
+def main() -> None:
+    pass
+
+
+async def _until_signal(also: "asyncio.Future | None" = None) -> None:
+    """Wait for SIGINT/SIGTERM (or `also` finishing first)."""
+    loop = asyncio.get_running_loop()
+    stopped = loop.create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: stopped.done() or stopped.set_result(None))
+    waits = [stopped] + ([also] if also is not None else [])
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+
+
+def _print_demo_users(echo=click.echo) -> None:
+    from emulator.services.seed import DEMO_PASSWORD, DEMO_USERS
+
+    echo(f"  demo users (development password: {DEMO_PASSWORD}):")
+    for email, role, org in DEMO_USERS:
+        echo(f"    {email:32} {role:16} {org}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the gateway listens on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Gateway port.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--fixed-ports", is_flag=True, help="Backends on their configured ports instead of free ones.")
+@config_option
+def serve(host: str, port: int, workers: int, fixed_ports: bool, config_path: str | None) -> None:
+    """Run everything: Valkey, the emulated backends and the gateway on Granian."""
+    from emulator.stack import LocalStack
+    from emulator.processes import spawn, stop
+
+    config = _load(config_path)
+
+    async def run() -> int:
+        stack = await LocalStack(config, free_ports=not fixed_ports).start()
+        env = {**os.environ, **stack.environment(), "ERP_SERVER_PORT": str(port), "ERP_SERVER_WORKERS": str(workers)}
+        if config_path:
+            env["CONFIG_FILE"] = str(Path(config_path).resolve())
+        gateway = spawn(granian_command(host, port, workers), env=env)
+        try:
+            from emulator.ports import wait_for_port
+
+            up = await asyncio.to_thread(wait_for_port, "127.0.0.1" if host in ("0.0.0.0", "::") else host, port, 30)
+            if not up or gateway.poll() is not None:
+                click.echo("the gateway did not start; see the messages above", err=True)
+                return 1
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            click.echo(f"gateway     http://{shown}:{port}  ({workers} worker{'s' * (workers > 1)}, Granian)")
+            click.echo(f"  health    http://{shown}:{port}/health    ready: http://{shown}:{port}/ready")
+            _print_stack(stack)
+            _print_demo_users()
+            click.echo("Ctrl-C stops everything.", err=True)
+            exited = asyncio.ensure_future(asyncio.to_thread(gateway.wait))
+            await _until_signal(exited)
+            return 0 if not exited.done() else 1
+        finally:
+            await asyncio.to_thread(stop, gateway)
+            await stack.stop()
+
+    sys.exit(asyncio.run(run()))
+
+
+def granian_command(host: str, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable, "-m", "granian",
+        "--interface", "asgi", "--factory", "runtime.app:create_app",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+        "--loop", "uvloop", "--no-ws", "--log-level", "warning",
+    ]
+
+
+def _print_stack(stack) -> None:
+    for name, address in stack.backends.addresses.items():
+        click.echo(f"  {name:9} grpc://{address}")
+    click.echo(f"  jwks      {stack.backends.jwks_url}")
+    click.echo(f"  valkey    {stack.valkey.url}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--free-ports", is_flag=True, help="Pick free ports instead of the configured ones.")
+@click.option("--env-file", type=click.Path(dir_okay=False), help="Write the ERP_* variables a gateway needs here.")
+@config_option
+def backends(host: str, free_ports: bool, env_file: str | None, config_path: str | None) -> None:
+    """Run only the stand-ins (Valkey, auth + JWKS, crm, hrm, finance) until Ctrl-C."""
+    from emulator.stack import LocalStack
+
+    config = _load(config_path)
+
+    async def run() -> None:
+        stack = await LocalStack(config, free_ports=free_ports, host=host).start()
+        try:
+            env = stack.environment()
+            if env_file:
+                tmp = Path(env_file + ".tmp")
+                tmp.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+                tmp.replace(env_file)  # atomic: a reader never sees half a file
+            _print_stack(stack)
+            _print_demo_users()
+            click.echo("environment for a gateway:")
+            for key, value in env.items():
+                click.echo(f"  export {key}={value}")
+            await _until_signal()
+        finally:
+            await stack.stop()
+
+    asyncio.run(run())
+
+
+@main.command()
+@config_option
+def routes(config_path: str | None) -> None:
+    """Print the handler table."""
+    from runtime.endpoint import discover
+
+    rows = [("METHOD", "PATH", "AUTH", "PERMISSION", "BODY", "HANDLER")]
+    for r in discover():
+        rows.append((r.method, r.path, r.auth, r.permission or "-", r.body.name if r.body else "-", r.name))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@main.command()
+@click.argument("method")
+@click.argument("path")
+@click.option("--data", default=None, help="JSON request body.")
+@click.option("--header", "-H", multiple=True, help="Extra header, 'Name: value'.")
+@click.option("--login", "login_email", default=None, help="Sign in as this demo user first and send its token.")
+@config_option
+def invoke(method: str, path: str, data: str | None, header: tuple[str, ...], login_email: str | None, config_path: str | None) -> None:
+    """Run one request through the full pipeline in-process, against an emulated stack."""
+    import falcon.testing
+
+    from emulator.stack import LocalStack
+    from runtime.app import build_app
+
+    base = _load(config_path)
+
+    async def run() -> int:
+        stack = await LocalStack(base, free_ports=True).start()
+        try:
+            config = _load(config_path, env={**os.environ, **stack.environment()})
+            app = build_app(config)
+            headers = dict(h.split(":", 1) for h in header)
+            headers = {k.strip(): v.strip() for k, v in headers.items()}
+            async with falcon.testing.ASGIConductor(app) as conductor:
+                if login_email:
+                    from emulator.services.seed import DEMO_PASSWORD
+
+                    signed_in = await conductor.simulate_post(
+                        "/api/v1/auth/login", json={"email": login_email, "password": DEMO_PASSWORD}
+                    )
+                    if signed_in.status_code != 200:
+                        click.echo(signed_in.text, err=True)
+                        return 1
+                    headers["Authorization"] = "Bearer " + signed_in.json["data"]["access_token"]
+                if data is not None:
+                    headers.setdefault("Content-Type", "application/json")
+                result = await conductor.simulate_request(
+                    method.upper(), path, headers=headers, body=data.encode() if data is not None else None
+                )
+            click.echo(f"HTTP {result.status}", err=True)
+            try:
+                click.echo(orjson.dumps(result.json, option=orjson.OPT_INDENT_2).decode())
+            except Exception:
+                click.echo(result.text)
+            return 0 if result.status_code < 400 else 1
+        finally:
+            await stack.stop()
+
+    sys.exit(asyncio.run(run()))
+
+
+@main.command()
+@click.option("--email", default="admin@acme.example", show_default=True)
+@click.option("--password", default=None, help="Default: the emulator's development password.")
+@config_option
+def token(email: str, password: str | None, config_path: str | None) -> None:
+    """Mint a development access token by signing in to the running auth emulator."""
+    import grpc
+
+    from emulator.services.seed import DEMO_PASSWORD
+    from proto.erp.auth.v1 import auth_pb2, auth_pb2_grpc
+
+    config = _load(config_path)
+
+    async def run() -> int:
+        async with grpc.aio.insecure_channel(config.grpc.services["auth"]) as channel:
+            try:
+                answer = await auth_pb2_grpc.AuthServiceStub(channel).Authenticate(
+                    auth_pb2.AuthenticateRequest(email=email, password=password or DEMO_PASSWORD), timeout=5
+                )
+            except grpc.aio.AioRpcError as exc:
+                click.echo(f"auth service at {config.grpc.services['auth']}: {exc.code().name}: {exc.details()}", err=True)
+                return 1
+        click.echo(answer.access_token)
+        return 0
+
+    sys.exit(asyncio.run(run()))
+
+
+@main.command("config")
+@config_option
+def show_config(config_path: str | None) -> None:
+    """Show the effective configuration, secrets masked, with where each value came from."""
+    rows = describe(_load(config_path))
+    width = max(len(key) for key, _, _ in rows)
+    for key, value, source in rows:
+        click.echo(f"{key.ljust(width)}  {value}  ({source})")
+
+
+@main.command()
+def proto() -> None:
+    """Regenerate the Python modules under proto/ from the .proto files."""
+    from emulator.protogen import generate
+
+    for path in generate():
+        click.echo(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+from proto.erp.auth.v1 import auth_pb2
+from runtime import Reply, endpoint
+from runtime.auth.session import token_answer
+from runtime.schema import EMAIL, Body, Field
+
+LOGIN = Body(
+    "LoginRequest",
+    {
+        "email": EMAIL,
+        "password": Field(str, min_length=1, max_length=128),
+        "remember_me": Field(bool, required=False, default=False, doc="Longer-lived refresh token"),
+    },
+)
+
+
+@endpoint("POST", "/api/v1/auth/login", auth=False, body=LOGIN)
+async def login(req, ctx):
+    """Sign in with email and password; returns an access and a refresh token."""
+    body = ctx.body
+    tokens = await ctx.backends.auth.Authenticate(
+        auth_pb2.AuthenticateRequest(
+            email=body["email"].lower(), password=body["password"], remember_me=body["remember_me"]
+        )
+    )
+    return Reply(token_answer(tokens), message="Login successful")

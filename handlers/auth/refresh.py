@@ -1,0 +1,15 @@
+from proto.erp.auth.v1 import auth_pb2
+from runtime import Reply, endpoint
+from runtime.auth.session import token_answer
+from runtime.schema import Body, Field
+
+REFRESH = Body("RefreshRequest", {"refresh_token": Field(str, min_length=1, max_length=512)})
+
+
+@endpoint("POST", "/api/v1/auth/refresh", auth=False, body=REFRESH)
+async def refresh(req, ctx):
+    """Trade a refresh token for a new token pair; the old refresh token is spent."""
+    tokens = await ctx.backends.auth.RefreshToken(
+        auth_pb2.RefreshTokenRequest(refresh_token=ctx.body["refresh_token"])
+    )
+    return Reply(token_answer(tokens), message="Token refreshed")

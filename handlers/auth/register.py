@@ -1,0 +1,35 @@
+from proto.erp.auth.v1 import auth_pb2
+from runtime import Reply, endpoint
+from runtime.auth.session import token_answer
+from runtime.schema import EMAIL, NEW_PASSWORD, Body, Field, same_as, text
+
+REGISTER = Body(
+    "RegisterRequest",
+    {
+        "first_name": text(1, 100),
+        "last_name": text(1, 100),
+        "email": EMAIL,
+        "password": NEW_PASSWORD,
+        "password_confirmation": Field(str, max_length=128, doc="Must equal password"),
+        "organization_name": text(1, 200),
+        "domain": Field(str, format="domain", max_length=253, doc="The organization's domain, e.g. acme.com"),
+    },
+    checks=(same_as("password_confirmation", "password", "must match password"),),
+)
+
+
+@endpoint("POST", "/api/v1/auth/register", auth=False, body=REGISTER, status=201)
+async def register(req, ctx):
+    """Create an organization and its first admin, and sign them in."""
+    body = ctx.body
+    tokens = await ctx.backends.auth.Register(
+        auth_pb2.RegisterRequest(
+            first_name=body["first_name"].strip(),
+            last_name=body["last_name"].strip(),
+            email=body["email"].lower(),
+            password=body["password"],
+            organization_name=body["organization_name"].strip(),
+            domain=body["domain"].lower(),
+        )
+    )
+    return Reply(token_answer(tokens), message="Registration successful")

@@ -1,0 +1,102 @@
+"""create_app(): the one Falcon ASGI app that serves every handler.
+
+    granian --interface asgi --factory runtime.app:create_app
+
+Configuration comes from the environment and CONFIG_FILE (runtime.config). A bad value
+stops start-up with one line naming the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import defaultdict
+from types import SimpleNamespace
+
+import falcon
+import falcon.asgi
+import orjson
+
+from runtime import errors
+from runtime.config import Config, ConfigError, load_config
+from runtime.endpoint import Route, discover
+from runtime.middleware import GatewayMiddleware
+from runtime.pipeline import JSON, responder
+from runtime.request_id import request_id
+
+log = logging.getLogger("gateway")
+
+# Falcon's own HTTP errors (routing, header parsing) mapped onto our envelope codes.
+_FALCON_STATUS = {
+    400: errors.ValidationFailed,
+    401: errors.Unauthenticated,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    409: errors.Conflict,
+    413: errors.PayloadTooLarge,
+    415: errors.UnsupportedMediaType,
+    429: errors.RateLimited,
+}
+
+
+def write_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, error: errors.ApiError) -> None:
+    rid = getattr(req.context, "request_id", None) or request_id(None)
+    resp.status = error.status
+    resp.content_type = JSON
+    resp.data = orjson.dumps(error.body(rid))
+    for name, value in error.headers.items():
+        resp.set_header(name, value)
+
+
+async def _on_api_error(req, resp, ex: errors.ApiError, params, **_):
+    write_error(req, resp, ex)
+
+
+async def _on_http_error(req, resp, ex: falcon.HTTPError, params, **_):
+    kind = _FALCON_STATUS.get(ex.status_code, errors.ApiError)
+    if ex.status_code == 404:
+        error = errors.NotFound(f"No route for {req.method} {req.path}")
+    elif ex.status_code == 405:
+        error = errors.MethodNotAllowed(f"{req.method} is not allowed on {req.path}")
+    else:
+        error = kind(ex.description or ex.title)
+    if kind is errors.ApiError:
+        error.status = ex.status_code
+    for name, value in (ex.headers or {}).items():
+        error.headers.setdefault(name, value)  # e.g. Allow on 405
+    write_error(req, resp, error)
+
+
+async def _on_unexpected(req, resp, ex: Exception, params, **_):
+    # Logged in full here; the client gets the envelope and the request id to quote.
+    log.error("unhandled error", exc_info=ex, extra={"request_id": getattr(req.context, "request_id", None)})
+    write_error(req, resp, errors.Internal())
+
+
+def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.App:
+    routes = discover() if routes is None else routes
+    state = SimpleNamespace(resources=None, routes=routes, config=config)
+    app = falcon.asgi.App(middleware=[GatewayMiddleware(config, state)])
+    app.req_options.strip_url_path_trailing_slash = True
+    by_path: dict[str, list[Route]] = defaultdict(list)
+    for route in routes:
+        by_path[route.path].append(route)
+    for path, path_routes in by_path.items():
+        resource = SimpleNamespace(**{f"on_{r.method.lower()}": responder(r, state) for r in path_routes})
+        app.add_route(path, resource)
+    app.add_error_handler(Exception, _on_unexpected)
+    app.add_error_handler(falcon.HTTPError, _on_http_error)
+    app.add_error_handler(errors.ApiError, _on_api_error)
+    app.state = state  # type: ignore[attr-defined]  # for gw invoke and tests in-process
+    return app
+
+
+def create_app(config: Config | None = None) -> falcon.asgi.App:
+    if config is None:
+        try:
+            config = load_config()
+        except ConfigError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return build_app(config)

@@ -1,0 +1,43 @@
+"""One long-lived gRPC channel per backend per worker, and the stub each service speaks.
+
+Channels are created in the ASGI lifespan (after Granian forks its workers): a gRPC
+channel must never cross a fork.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from proto.erp.auth.v1 import auth_pb2_grpc
+from proto.erp.crm.v1 import crm_pb2_grpc
+from proto.erp.finance.v1 import finance_pb2_grpc
+from proto.erp.hrm.v1 import hrm_pb2_grpc
+
+STUBS = {
+    "auth": auth_pb2_grpc.AuthServiceStub,
+    "crm": crm_pb2_grpc.CrmServiceStub,
+    "hrm": hrm_pb2_grpc.HrmServiceStub,
+    "finance": finance_pb2_grpc.FinanceServiceStub,
+}
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+CHANNEL_OPTIONS = [
+    # Keepalive finds dead connections (a restarted backend, a dropped NAT entry) before a
+    # request does; 20 s stays under common idle timeouts of load balancers.
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # Reconnect quickly after a backend restarts instead of backing off for up to 2 minutes.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+    # Retries are ours (runtime.backends.client), with a budget; don't stack gRPC's on top.
+    ("grpc.enable_retries", 0),
+]
+
+
+def open_channel(target: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)

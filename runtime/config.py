@@ -1,0 +1,622 @@
+"""Gateway configuration: defaults < YAML file < ``ERP_<SECTION>_<KEY>`` environment.
+
+The schema is declarative: one ``Section`` per config section, mapping each field
+name to ``F(kind, default, doc, secret=...)``. ``load_config`` layers the sources,
+validates every value against its kind and returns frozen dataclasses. Every
+failure is a one-line ``ConfigError`` naming the key, the value, what was expected
+and where the value came from, so start-up stops with something actionable.
+
+Adding a section: declare a ``Section`` below and append it to ``SECTIONS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import math
+import os
+import re
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+import yaml
+
+__all__ = [
+    "load_config", "Config", "ConfigError", "describe", "NON_CONFIG_ENV",
+    "F", "Section", "SectionMap", "Str", "Int", "Float", "Bool", "Duration", "Enum",
+    "List", "Map", "REQUIRED", "parse_duration", "format_duration",
+]
+
+ENV_PREFIX = "ERP_"
+# ERP_* variables that are not configuration keys (so they are not rejected as unknown).
+NON_CONFIG_ENV: frozenset[str] = frozenset()
+
+
+class ConfigError(ValueError):
+    """A bad configuration; str() is one line naming key, value and expectation."""
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()  # default for fields that the file or env must supply
+_SAME = object()
+
+
+class _Invalid(Exception):
+    """Raised by kinds; the engine turns it into a ConfigError with key and source."""
+
+    def __init__(self, expected: str, value: Any = _SAME, suffix: str = ""):
+        self.expected, self.value, self.suffix = expected, value, suffix
+
+
+# --------------------------------------------------------------------------- kinds
+# A kind parses a raw value (YAML scalar/list, or an env string) and renders it back.
+
+class Kind:
+    expected = "a value"
+
+    def parse(self, v: Any) -> Any:
+        raise NotImplementedError
+
+    def show(self, v: Any) -> str:
+        return str(v)
+
+
+class Str(Kind):
+    def __init__(self, check: Callable[[str], bool] | None = None, expected: str = "a string"):
+        self.check, self.expected = check, expected
+
+    def parse(self, v: Any) -> str:
+        if v is None:  # `password:` in YAML means empty, not "None"
+            return ""
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)
+        if not isinstance(v, str) or (self.check and not self.check(v)):
+            raise _Invalid(self.expected)
+        return v
+
+
+class _Number(Kind):
+    noun, cast, types = "a number", float, (int, float)
+
+    def __init__(self, min: float | None = None, max: float | None = None):
+        self.min, self.max = min, max
+
+    @property
+    def expected(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"{self.noun} between {self.min} and {self.max}"
+        if self.min is not None:
+            return f"{self.noun} of at least {self.min}"
+        if self.max is not None:
+            return f"{self.noun} of at most {self.max}"
+        return self.noun
+
+    def parse(self, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                v = self.cast(v.strip())
+            except ValueError:
+                raise _Invalid(self.expected) from None
+        if isinstance(v, bool) or not isinstance(v, self.types) or not math.isfinite(v):
+            raise _Invalid(self.expected)
+        if (self.min is not None and v < self.min) or (self.max is not None and v > self.max):
+            raise _Invalid(self.expected)
+        return self.cast(v)
+
+
+class Int(_Number):
+    noun, cast, types = "an integer", int, (int,)
+
+
+class Float(_Number):
+    pass
+
+
+class Bool(Kind):
+    expected = "a boolean (true/false, yes/no, 1/0)"
+    _WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+    def parse(self, v: Any) -> bool:
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, int) and v in (0, 1):
+            return bool(v)
+        if isinstance(v, str) and v.strip().lower() in self._WORDS:
+            return self._WORDS[v.strip().lower()]
+        raise _Invalid(self.expected)
+
+    def show(self, v: bool) -> str:
+        return "true" if v else "false"
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DUR_PART = r"(\d+(?:\.\d+)?)(ms|s|m|h|d)"  # "ms" before "m" so 500ms is not 500m + s
+_DURATION = re.compile(f"(?:{_DUR_PART})+")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def parse_duration(text: str) -> float:
+    """'1h30m' -> 5400.0; a bare number is seconds. Raises ValueError."""
+    text = text.strip()
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(float(n) * _UNITS[u] for n, u in re.findall(_DUR_PART, text))
+
+
+def format_duration(seconds: float) -> str:
+    """Inverse of parse_duration for display: 5400.0 -> '1h30m', 0.5 -> '500ms'."""
+    ms = round(seconds * 1000)
+    if ms == 0 or abs(ms - seconds * 1000) > 1e-6:
+        return f"{seconds:g}s"
+    out = ""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        q, ms = divmod(ms, size)
+        out += f"{q}{unit}" if q else ""
+    return out
+
+
+class Duration(Kind):
+    """Seconds as float. YAML may give a bare number (seconds)."""
+
+    def __init__(self, min: float | None = None, max: float | None = None):
+        self.min, self.max = min, max
+
+    @property
+    def expected(self) -> str:
+        bounds = []
+        if self.min is not None:
+            bounds.append(f"at least {format_duration(self.min)}")
+        if self.max is not None:
+            bounds.append(f"at most {format_duration(self.max)}")
+        return "a duration like 30s, 5m, 1h, 500ms" + (f" ({', '.join(bounds)})" if bounds else "")
+
+    def parse(self, v: Any) -> float:
+        if isinstance(v, str):
+            try:
+                v = parse_duration(v)
+            except ValueError:
+                raise _Invalid(self.expected) from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise _Invalid(self.expected)
+        if (self.min is not None and v < self.min) or (self.max is not None and v > self.max):
+            raise _Invalid(self.expected)
+        return float(v)
+
+    def show(self, v: float) -> str:
+        return format_duration(v)
+
+
+class Enum(Kind):
+    """Case-insensitive match; the value becomes the declared spelling."""
+
+    def __init__(self, *choices: str):
+        self.choices = choices
+        self.expected = "one of " + ", ".join(choices)
+
+    def parse(self, v: Any) -> str:
+        if isinstance(v, str):
+            for c in self.choices:
+                if c.lower() == v.strip().lower():
+                    return c
+        raise _Invalid(self.expected)
+
+
+class List(Kind):
+    """Tuple of items; a string (always the case from env) is split on commas."""
+
+    def __init__(self, item: Kind | None = None, min_items: int = 0):
+        self.item, self.min_items = item or Str(), min_items
+        self.expected = ("a non-empty" if min_items else "a") + f" list (comma separated) of {self.item.expected}"
+
+    def parse(self, v: Any) -> tuple:
+        if isinstance(v, str):
+            v = [p.strip() for p in v.split(",") if p.strip()]
+        if v is None:
+            v = []
+        if not isinstance(v, (list, tuple)) or len(v) < self.min_items:
+            raise _Invalid(self.expected)
+        out = []
+        for i, x in enumerate(v):
+            try:
+                out.append(self.item.parse(x))
+            except _Invalid as e:
+                raise _Invalid(e.expected, x if e.value is _SAME else e.value, f"[{i}]") from None
+        return tuple(out)
+
+    def show(self, v: tuple) -> str:
+        return ",".join(self.item.show(x) for x in v)
+
+
+class Map(Kind):
+    """name -> value (read-only dict). Env sets one entry: ERP_<SECTION>_<MAP>_<NAME>."""
+
+    def __init__(self, value: Kind | None = None, keys: tuple[str, ...] | None = None):
+        self.value, self.keys = value or Str(), keys
+        self.expected = f"a mapping of name to {self.value.expected}"
+
+
+@dataclasses.dataclass(frozen=True)
+class F:
+    """One field: kind, default (raw form is fine, it is parsed too), doc, secret."""
+
+    kind: Any
+    default: Any = REQUIRED
+    doc: str = ""
+    secret: bool = False
+
+
+class Section:
+    """A table of fields -> a frozen dataclass. ``validate(obj)`` runs after build
+    for cross-field checks; it may raise ConfigError or ValueError (prefixed with
+    the section's key)."""
+
+    expected = "a mapping"
+
+    def __init__(self, name: str, fields: Mapping[str, F], doc: str = "",
+                 validate: Callable[[Any], None] | None = None, cls_name: str | None = None):
+        self.name, self.fields, self.doc, self.validate = name, dict(fields), doc, validate
+        cls_name = cls_name or "".join(p.title() for p in name.split("_")) + "Config"
+        self.cls = dataclasses.make_dataclass(cls_name, [(n, Any) for n in self.fields], frozen=True)
+        self.cls.__doc__ = doc or None
+        self.cls.__module__ = __name__
+
+
+class SectionMap:
+    """name -> sub-section (read-only dict). The default is a dict of entries; the
+    file adds or replaces whole entries, env sets single fields of one entry."""
+
+    def __init__(self, section: Section):
+        self.section = section
+        self.expected = f"a mapping of name to {{{', '.join(section.fields)}}}"
+
+
+# ------------------------------------------------------------------ validators
+
+def _host_port(v: str) -> bool:
+    host, sep, port = v.rpartition(":")
+    return bool(sep and host and port.isdigit() and 1 <= int(port) <= 65535)
+
+
+def _ip_or_cidr(v: str) -> bool:
+    try:
+        ipaddress.ip_network(v.strip(), strict=False)
+        return True
+    except ValueError:
+        return False
+
+
+def _http_url(v: str, allow_empty: bool = False) -> bool:
+    if v == "":
+        return allow_empty
+    parts = urlsplit(v)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+HOST_PORT = Str(_host_port, "a host:port address like localhost:50051")
+HTTP_URL = Str(_http_url, "an http(s) URL")
+HTTP_URL_OR_EMPTY = Str(lambda v: _http_url(v, True), "an http(s) URL or empty")
+_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# Asymmetric algorithms only: "none" and HS* would let a client or a shared secret mint tokens.
+_JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256")
+
+
+def _check_cors(c: Any) -> None:
+    # Browsers reject `Access-Control-Allow-Origin: *` with credentials.
+    if c.allow_credentials and "*" in c.allowed_origins:
+        raise ValueError("allowed_origins '*' cannot be combined with allow_credentials true "
+                         "(expected explicit origins, or allow_credentials false)")
+
+
+# ---------------------------------------------------------------------- schema
+
+SERVER = Section("server", {
+    "host": F(Str(), "0.0.0.0", "Listen address."),
+    "port": F(Int(1, 65535), 8080, "Listen port."),
+    "read_timeout": F(Duration(min=0.001), "30s", "Time allowed to read a request."),
+    "write_timeout": F(Duration(min=0.001), "30s", "Time allowed to write a response."),
+    "shutdown_timeout": F(Duration(), "10s", "Grace period for in-flight requests on stop."),
+    "workers": F(Int(1, 64), 1, "Worker processes."),
+    "max_body_bytes": F(Int(min=1), 1_048_576, "Largest accepted request body."),
+    "request_timeout": F(Duration(min=0.001), "30s", "Per-request budget across all backend calls."),
+    "trusted_proxies": F(List(Str(_ip_or_cidr, "an IP address or CIDR")), [],
+                         "Proxies whose X-Forwarded-For is believed."),
+    "tls_enabled": F(Bool(), False, "Serve HTTPS."),
+}, "HTTP listener.")
+
+REDIS = Section("redis", {
+    "host": F(Str(), "localhost", "Redis-protocol server (Valkey by default)."),
+    "port": F(Int(1, 65535), 6379, "Server port."),
+    "password": F(Str(), "", "AUTH password.", secret=True),
+    "db": F(Int(min=0), 0, "Database number."),
+    "pool_size": F(Int(min=1), 10, "Connection pool size."),
+    "max_retries": F(Int(min=0), 3, "Retries per command."),
+    "key_prefix": F(Str(), "erp:gw:", "Prefix of every key the gateway writes."),
+    "timeout": F(Duration(min=0.001), "1s", "Per-command timeout."),
+}, "Shared state: revocation, rate limits, sessions.")
+
+KAFKA = Section("kafka", {
+    "brokers": F(List(HOST_PORT, min_items=1), ["localhost:9092"], "Bootstrap brokers."),
+    "topic_prefix": F(Str(), "erp", "Prefix of event topic names."),
+    "retry_max": F(Int(min=0), 3, "Publish retries."),
+    "batch_size": F(Int(min=1), 100, "Events per batch."),
+    "enabled": F(Bool(), False, "Publish events at all."),
+}, "Event publishing.")
+
+GRPC = Section("grpc", {
+    "services": F(Map(HOST_PORT, keys=("auth", "crm", "hrm", "finance")), {
+        "auth": "localhost:50051", "crm": "localhost:50052",
+        "hrm": "localhost:50053", "finance": "localhost:50054",
+    }, "Backend service addresses."),
+    "timeout": F(Duration(min=0.001), "30s", "Default per-call deadline."),
+    "max_retry": F(Int(min=0), 3, "Retries of idempotent calls."),
+}, "Backend gRPC services.")
+
+JWT = Section("jwt", {
+    "jwks_url": F(HTTP_URL, "http://localhost:8000/.well-known/jwks.json", "Where signing keys are fetched."),
+    "cache_duration": F(Duration(min=0.001), "1h", "How long fetched keys are trusted."),
+    "issuer": F(Str(), "erp-auth-service", "Required `iss` claim."),
+    "audience": F(Str(), "erp-api-gateway", "Required `aud` claim."),
+    "algorithms": F(List(Enum(*_JWT_ALGORITHMS), min_items=1), ["RS256"], "Accepted signature algorithms."),
+    "leeway": F(Duration(max=300), "10s", "Clock skew allowed on exp/nbf/iat."),
+    "unknown_kid_refetch_interval": F(Duration(), "30s", "Minimum gap between refetches for an unknown kid."),
+    "token_cache_size": F(Int(min=0), 10_000, "Verified tokens kept in memory (0 disables)."),
+}, "Access-token verification.")
+
+ELASTICSEARCH = Section("elasticsearch", {
+    "url": F(HTTP_URL_OR_EMPTY, "", "Log sink; empty disables shipping."),
+    "index": F(Str(), "erp-api-gateway", "Target index."),
+    "batch_size": F(Int(min=1), 100, "Records per bulk request."),
+    "flush_interval": F(Duration(min=0.001), "5s", "Longest a record waits before shipping."),
+}, "Log shipping.")
+
+LOGGING = Section("logging", {
+    "level": F(Enum("debug", "info", "warning", "error"), "info", "Minimum level."),
+    "format": F(Enum("json", "text"), "json", "Line format on stderr."),
+    "elasticsearch": F(ELASTICSEARCH, doc="Log shipping."),
+}, "Logging.")
+
+CORS = Section("cors", {
+    "allowed_origins": F(List(), ["http://localhost:3000"], "Origins allowed to call from a browser."),
+    "allowed_methods": F(List(Enum(*_HTTP_METHODS)), ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                         "Methods allowed cross-origin."),
+    "allowed_headers": F(List(), ["*"], "Request headers allowed cross-origin."),
+    "exposed_headers": F(List(), ["X-Request-ID"], "Response headers readable cross-origin."),
+    "allow_credentials": F(Bool(), True, "Allow cookies/Authorization cross-origin."),
+    "max_age": F(Duration(), "10m", "How long browsers cache a preflight."),
+}, "Cross-origin requests.", validate=_check_cors)
+
+SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS)
+
+_ROOT = Section("", {s.name: F(s, doc=s.doc) for s in SECTIONS}, "Gateway configuration.", cls_name="Config")
+Config = _ROOT.cls
+
+
+# ---------------------------------------------------------------------- engine
+# The tree under construction is plain dicts of parsed values; `sources` maps each
+# dotted leaf key to "default" | "file:<path>" | "env:<NAME>".
+
+def _origin(source: str) -> str:
+    kind, _, where = source.partition(":")
+    return f" (from {kind} {where})" if where else f" (from {kind})"
+
+
+def _show_raw(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _invalid(key: str, v: Any, expected: str, source: str) -> ConfigError:
+    return ConfigError(f"{key}: {_show_raw(v)} is not valid (expected {expected}){_origin(source)}")
+
+
+def _unknown(key: str, where: str, known: Any, source: str) -> ConfigError:
+    what = "section" if not where else "key"
+    scope = "sections" if not where else f"keys in {where}"
+    return ConfigError(f"{key}: unknown {what} (known {scope}: {', '.join(known)}){_origin(source)}")
+
+
+def _parse(kind: Kind, v: Any, key: str, source: str) -> Any:
+    try:
+        return kind.parse(v)
+    except _Invalid as e:
+        raise _invalid(key + e.suffix, v if e.value is _SAME else e.value, e.expected, source) from None
+
+
+def _defaults(sec: Section, prefix: str, sources: dict) -> dict:
+    node: dict = {}
+    for name, f in sec.fields.items():
+        key, k = prefix + name, f.kind
+        if isinstance(k, Section):
+            node[name] = _defaults(k, key + ".", sources)
+        elif isinstance(k, (SectionMap, Map)):
+            node[name] = {}
+            if f.default is not REQUIRED:
+                _apply_field(f, node, name, f.default, key, "default", sources, replace=True)
+        elif f.default is REQUIRED:
+            node[name] = REQUIRED
+        else:
+            node[name] = _parse(k, f.default, key, "default")
+            sources[key] = "default"
+    return node
+
+
+def _apply(sec: Section, node: dict, raw: Any, prefix: str, source: str, sources: dict, replace: bool) -> None:
+    where = prefix[:-1]
+    if raw is None:  # a section with every key commented out
+        return
+    if not isinstance(raw, Mapping):
+        raise _invalid(where, raw, "a mapping", source)
+    for name, v in raw.items():
+        f = sec.fields.get(name) if isinstance(name, str) else None
+        if f is None:
+            raise _unknown(f"{prefix}{name}", where, sec.fields, source)
+        _apply_field(f, node, name, v, prefix + name, source, sources, replace)
+
+
+def _apply_field(f: F, node: dict, name: str, v: Any, key: str, source: str, sources: dict, replace: bool) -> None:
+    k = f.kind
+    if isinstance(k, Section):
+        _apply(k, node[name], v, key + ".", source, sources, replace)
+    elif isinstance(k, (SectionMap, Map)):
+        if not isinstance(v, Mapping):
+            raise _invalid(key, v, k.expected, source)
+        entries = node[name]
+        for n, ev in v.items():
+            ekey = f"{key}.{n}"
+            if not isinstance(n, str) or not n or (isinstance(k, Map) and k.keys is not None and n not in k.keys):
+                raise _unknown(ekey, key, k.keys or ["any non-empty name"], source)
+            if isinstance(k, Map):
+                entries[n] = _parse(k.value, ev, ekey, source)
+                sources[ekey] = source
+                continue
+            if replace or n not in entries:  # file replaces a whole entry; env edits one field
+                for s in [s for s in sources if s.startswith(ekey + ".")]:
+                    del sources[s]
+                entries[n] = _defaults(k.section, ekey + ".", sources)
+            _apply(k.section, entries[n], ev, ekey + ".", source, sources, replace)
+    else:
+        node[name] = _parse(k, v, key, source)
+        sources[key] = source
+
+
+def _resolve(sec: Section, tokens: list[str]) -> list[str] | None:
+    """Env tokens -> path of field names; names contain '_', so longest match first."""
+    for i in range(len(tokens), 0, -1):
+        f = sec.fields.get("_".join(tokens[:i]))
+        if f is None:
+            continue
+        name, rest, k = "_".join(tokens[:i]), tokens[i:], f.kind
+        if isinstance(k, Section):
+            sub = _resolve(k, rest) if rest else None
+            if sub:
+                return [name, *sub]
+        elif isinstance(k, Map):
+            if rest and all(rest):
+                return [name, "_".join(rest)]
+        elif isinstance(k, SectionMap):
+            for j in range(1, len(rest)):  # shortest entry name whose remainder is a field
+                sub = _resolve(k.section, rest[j:]) if all(rest[:j]) else None
+                if sub:
+                    return [name, "_".join(rest[:j]), *sub]
+        elif not rest:
+            return [name]
+    return None
+
+
+def _apply_env(tree: dict, env: Mapping[str, str], sources: dict) -> None:
+    for var in sorted(env):
+        if not var.startswith(ENV_PREFIX) or var in NON_CONFIG_ENV:
+            continue
+        tokens = var[len(ENV_PREFIX):].lower().split("_")
+        path = _resolve(_ROOT, tokens)
+        if path is None:
+            sec = next((f.kind for n, f in _ROOT.fields.items() if tokens[:len(n.split("_"))] == n.split("_")), None)
+            scope = f"keys in {sec.name}: {', '.join(sec.fields)}" if sec else f"sections: {', '.join(_ROOT.fields)}"
+            raise ConfigError(f"{var}: environment variable names no configuration key "
+                              f"(expected ERP_<SECTION>_<KEY>; known {scope})")
+        raw: Any = env[var]
+        for seg in reversed(path):
+            raw = {seg: raw}
+        _apply(_ROOT, tree, raw, "", f"env:{var}", sources, replace=False)
+
+
+def _freeze(sec: Section, node: dict, prefix: str) -> Any:
+    vals = {}
+    for name, f in sec.fields.items():
+        key, k, v = prefix + name, f.kind, node[name]
+        if isinstance(k, Section):
+            vals[name] = _freeze(k, v, key + ".")
+        elif isinstance(k, SectionMap):
+            vals[name] = MappingProxyType({n: _freeze(k.section, e, f"{key}.{n}.") for n, e in v.items()})
+        elif isinstance(k, Map):
+            vals[name] = MappingProxyType(dict(v))
+        elif v is REQUIRED:
+            raise ConfigError(f"{key}: missing (expected {k.expected})")
+        else:
+            vals[name] = v
+    obj = sec.cls(**vals)
+    if sec.validate:
+        try:
+            sec.validate(obj)
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise ConfigError(f"{prefix[:-1] or 'config'}: {e}") from None
+    return obj
+
+
+def _read_yaml(path: str, via: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path!r} not found (from {via})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path!r} cannot be read: {getattr(e, 'strerror', None) or e} "
+                          f"(from {via})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"config file {path!r}: invalid YAML{at}: {problem}") from None
+    expected = f"expected a mapping of sections: {', '.join(_ROOT.fields)}"
+    if data is None:
+        raise ConfigError(f"config file {path!r} is empty ({expected})")
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path!r}: top level is a {type(data).__name__}, not a mapping ({expected})")
+    return data
+
+
+def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Defaults < file (``path``, else ``env['CONFIG_FILE']``) < ERP_* environment."""
+    env = os.environ if env is None else env
+    via = "--config"
+    if path is None and env.get("CONFIG_FILE"):
+        path, via = env["CONFIG_FILE"], "env CONFIG_FILE"
+    sources: dict[str, str] = {}
+    tree = _defaults(_ROOT, "", sources)
+    if path is not None:
+        path = os.fspath(path)
+        _apply(_ROOT, tree, _read_yaml(path, via), "", f"file:{path}", sources, replace=True)
+    _apply_env(tree, env, sources)
+    cfg = _freeze(_ROOT, tree, "")
+    # Provenance for describe(); kept off the dataclass fields so equality ignores it.
+    object.__setattr__(cfg, "_sources", MappingProxyType(sources))
+    return cfg
+
+
+def describe(cfg: Config) -> list[tuple[str, str, str]]:
+    """(dotted key, display value with secrets masked, source) for every leaf."""
+    sources: Mapping[str, str] = getattr(cfg, "_sources", {})
+    rows: list[tuple[str, str, str]] = []
+
+    def row(key: str, f: F, text: str) -> None:
+        rows.append((key, "***" if f.secret and text else text, sources.get(key, "default")))
+
+    def walk(sec: Section, obj: Any, prefix: str) -> None:
+        for name, f in sec.fields.items():
+            key, k, v = prefix + name, f.kind, getattr(obj, name)
+            if isinstance(k, Section):
+                walk(k, v, key + ".")
+            elif isinstance(k, (SectionMap, Map)) and not v:
+                row(key, f, "{}")
+            elif isinstance(k, SectionMap):
+                for n, e in v.items():
+                    walk(k.section, e, f"{key}.{n}.")
+            elif isinstance(k, Map):
+                for n, x in v.items():
+                    row(f"{key}.{n}", f, k.value.show(x))
+            else:
+                row(key, f, k.show(v))
+
+    walk(_ROOT, cfg, "")
+    return rows

@@ -1,0 +1,49 @@
+"""The per-request Context a handler receives with the Falcon request."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from runtime.backends.client import BoundBackends
+
+if TYPE_CHECKING:
+    from runtime.auth.principal import Principal
+    from runtime.endpoint import Route
+    from runtime.resources import Resources
+
+
+class Context:
+    __slots__ = ("resources", "route", "request_id", "client_ip", "deadline", "principal", "body", "_backends")
+
+    def __init__(self, resources: "Resources", route: "Route", request_id: str, client_ip: str) -> None:
+        self.resources = resources
+        self.route = route
+        self.request_id = request_id
+        self.client_ip = client_ip
+        # The request's own budget; every backend call gets at most what is left of it.
+        self.deadline = time.monotonic() + resources.config.server.request_timeout
+        self.principal: Principal | None = None
+        self.body: dict[str, Any] | None = None
+        self._backends: BoundBackends | None = None
+
+    @property
+    def config(self):
+        return self.resources.config
+
+    @property
+    def backends(self) -> BoundBackends:
+        if self._backends is None:
+            self._backends = BoundBackends(self.resources.backends, self)
+        return self._backends
+
+    def grpc_metadata(self) -> tuple[tuple[str, str], ...]:
+        """What every backend call carries: request id and, when signed in, the caller."""
+        metadata = [("x-request-id", self.request_id)]
+        if self.principal is not None:
+            metadata += [
+                ("x-user-id", self.principal.user_id),
+                ("x-organization-id", self.principal.organization_id),
+                ("x-roles", ",".join(self.principal.roles)),
+            ]
+        return tuple(metadata)

@@ -1,0 +1,126 @@
+"""The @endpoint decorator, the route table, and discovery of handlers/.
+
+A handler declares everything about its route in one place; the runtime, `gw routes`,
+`gw invoke` and `/openapi.json` all read the same `Route`. Nothing about a route is
+written down twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Awaitable, Callable, Iterable
+
+from runtime.schema import Body
+
+Handler = Callable[..., Awaitable[Any]]
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+AUTH_MODES = ("required", "optional", "none")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    auth: str = "required"
+    permission: str | None = None
+    rate_limit: str | None = None
+    cache: str | None = None
+    status: int = 200
+    body: Body | None = None
+    max_body_bytes: int | None = None  # None: the server-wide `server.max_body_bytes`
+    tags: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.handler.__module__}.{self.handler.__name__}"
+
+    @property
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.handler) or ""
+        return doc.splitlines()[0] if doc else self.handler.__name__.replace("_", " ")
+
+
+def endpoint(
+    method: str,
+    path: str,
+    *,
+    auth: bool | str = True,
+    permission: str | None = None,
+    rate_limit: str | None = None,
+    cache: str | None = None,
+    status: int = 200,
+    body: Body | None = None,
+    max_body_bytes: int | None = None,
+    tags: Iterable[str] = (),
+) -> Callable[[Handler], Handler]:
+    """Declare a handler: `async def fn(req, ctx, **path_params) -> data`."""
+    method = method.upper()
+    if method not in METHODS:
+        raise ValueError(f"{path}: unsupported method {method!r}")
+    mode = {True: "required", False: "none"}.get(auth, auth)  # type: ignore[call-overload]
+    if mode not in AUTH_MODES:
+        raise ValueError(f"{path}: auth must be one of {AUTH_MODES}, not {auth!r}")
+    if not path.startswith("/"):
+        raise ValueError(f"{path}: a path starts with /")
+
+    def register(fn: Handler) -> Handler:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"{fn.__module__}.{fn.__name__}: a handler must be `async def`")
+        fn.__endpoint__ = Route(  # type: ignore[attr-defined]
+            method=method,
+            path=path,
+            handler=fn,
+            auth=mode,
+            permission=permission,
+            rate_limit=rate_limit,
+            cache=cache,
+            status=status,
+            body=body,
+            max_body_bytes=max_body_bytes,
+            tags=tuple(tags) or (path.strip("/").split("/")[2 if path.startswith("/api/") else 0],),
+        )
+        return fn
+
+    return register
+
+
+class RegistryError(RuntimeError):
+    pass
+
+
+def discover(package: str = "handlers") -> list[Route]:
+    """Import every module under `package` and collect its endpoint.
+
+    One endpoint per module keeps the layout honest (a file's name says what it holds);
+    two routes with the same method and path are a start-up error, not a silent override.
+    """
+    root = importlib.import_module(package)
+    routes: list[Route] = []
+    for module in _walk(root):
+        found = [
+            obj.__endpoint__
+            for obj in vars(module).values()
+            if inspect.isfunction(obj) and obj.__module__ == module.__name__ and hasattr(obj, "__endpoint__")
+        ]
+        if len(found) > 1:
+            names = ", ".join(r.handler.__name__ for r in found)
+            raise RegistryError(f"{module.__name__}: one endpoint per file, found {names}")
+        routes.extend(found)
+    seen: dict[tuple[str, str], Route] = {}
+    for route in routes:
+        key = (route.method, route.path)
+        if key in seen:
+            raise RegistryError(f"{route.method} {route.path}: declared by {seen[key].name} and {route.name}")
+        seen[key] = route
+    return sorted(routes, key=lambda r: (r.path, METHODS.index(r.method)))
+
+
+def _walk(root: ModuleType) -> Iterable[ModuleType]:
+    for info in pkgutil.walk_packages(root.__path__, prefix=root.__name__ + "."):
+        yield importlib.import_module(info.name)

@@ -1,0 +1,106 @@
+"""Typed errors and the response envelope (DESIGN.md section 3).
+
+A handler raises one of these; the runtime turns it into a status, headers and the error
+envelope. Anything else that escapes a handler becomes INTERNAL 500 without a stack trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+class ApiError(Exception):
+    """An error the client is told about: stable `code`, HTTP `status`, field errors."""
+
+    status = 500
+    code = "INTERNAL"
+    message = "Internal server error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        errors: Mapping[str, list[str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if message is not None:
+            self.message = message
+        self.errors = dict(errors) if errors else None
+        self.headers = dict(headers) if headers else {}
+        super().__init__(self.message)
+
+    def body(self, request_id: str) -> dict[str, Any]:
+        doc: dict[str, Any] = {"success": False, "message": self.message, "code": self.code}
+        if self.errors:
+            doc["errors"] = self.errors
+        doc["request_id"] = request_id
+        return doc
+
+
+class ValidationFailed(ApiError):
+    status, code, message = 400, "VALIDATION_FAILED", "Validation failed"
+
+    @classmethod
+    def field(cls, name: str, problem: str) -> "ValidationFailed":
+        return cls(errors={name: [problem]})
+
+
+class MalformedJson(ApiError):
+    status, code, message = 400, "MALFORMED_JSON", "Request body is not valid JSON"
+
+
+class Unauthenticated(ApiError):
+    status, code, message = 401, "UNAUTHENTICATED", "Authentication required"
+
+    def __init__(self, message: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        # RFC 6750 section 3: tell the client which scheme and that the token was the problem.
+        self.headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"')
+
+
+class Forbidden(ApiError):
+    status, code, message = 403, "FORBIDDEN", "You do not have permission to do this"
+
+
+class NotFound(ApiError):
+    status, code, message = 404, "NOT_FOUND", "Not found"
+
+
+class MethodNotAllowed(ApiError):
+    status, code, message = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
+
+
+class Conflict(ApiError):
+    status, code, message = 409, "CONFLICT", "Conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status, code, message = 413, "PAYLOAD_TOO_LARGE", "Request body is too large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code, message = 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"
+
+
+class RateLimited(ApiError):
+    status, code, message = 429, "RATE_LIMITED", "Too many requests"
+
+
+class Internal(ApiError):
+    pass
+
+
+class BadGateway(ApiError):
+    status, code, message = 502, "BAD_GATEWAY", "The backend answered with an error"
+
+
+class BackendUnavailable(ApiError):
+    status, code, message = 503, "BACKEND_UNAVAILABLE", "A backend service is unavailable"
+
+
+class BackendTimeout(ApiError):
+    status, code, message = 504, "BACKEND_TIMEOUT", "A backend service did not answer in time"
+
+
+def success(data: Any, message: str = "OK") -> dict[str, Any]:
+    return {"success": True, "message": message, "data": data}

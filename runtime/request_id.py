@@ -1,0 +1,16 @@
+"""X-Request-ID: taken from the caller when well-formed, otherwise generated."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+# Well-formed: what tracing systems and load balancers emit (UUIDs, hex, base64url-ish ids),
+# bounded so a hostile header cannot flood logs or break log parsers.
+_WELL_FORMED = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+def request_id(incoming: str | None) -> str:
+    if incoming and _WELL_FORMED.match(incoming):
+        return incoming
+    return uuid.uuid4().hex
