@@ -88,7 +88,6 @@ def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.
     app.add_error_handler(Exception, _on_unexpected)
     app.add_error_handler(falcon.HTTPError, _on_http_error)
     app.add_error_handler(errors.ApiError, _on_api_error)
-    app.state = state  # type: ignore[attr-defined]  # for gw invoke and tests in-process
     return app
 
 

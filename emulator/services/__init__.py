@@ -1,0 +1,67 @@
+"""In-process stand-ins for the ERP backends: auth (+ JWKS over HTTP), crm, hrm, finance.
+
+Each service is its own grpc.aio server on its own port, so one can be stopped and brought
+back on the same port while the others keep running; their data lives outside the servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from emulator.services import auth, crm, finance, hrm
+from emulator.services.auth import AuthState
+from emulator.services.jwks import JwksServer
+from emulator.services.seed import seed
+from emulator.services.server import ServiceServer
+from emulator.services.store import Store
+
+DEFAULT_PORTS = {"auth": 50051, "crm": 50052, "hrm": 50053, "finance": 50054, "jwks": 8000}
+
+
+class Backends:
+    """The running backends. ``servers[name].interceptor.calls`` counts calls per method."""
+
+    def __init__(self, auth_state: AuthState, stores: dict[str, Store],
+                 servers: dict[str, ServiceServer], jwks: JwksServer) -> None:
+        self.auth = auth_state
+        self.stores = stores  # "crm" | "hrm" | "finance" -> Store
+        self.servers = servers  # "auth" | "crm" | "hrm" | "finance" -> ServiceServer
+        self.jwks = jwks  # .jwks_fetches counts JWKS downloads
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        return {name: server.address for name, server in self.servers.items()}
+
+    @property
+    def jwks_url(self) -> str:
+        return self.jwks.url
+
+    async def stop(self, grace: float = 1.0) -> None:
+        await asyncio.gather(self.jwks.stop(), *(s.stop(grace) for s in self.servers.values()))
+
+
+async def start_backends(host: str = "127.0.0.1", ports: dict[str, int] | None = None, *,
+                         issuer: str = "erp-auth-service", audience: str = "erp-api-gateway",
+                         access_ttl: int = 900) -> Backends:
+    """Start every backend with seed data; a port of 0 picks a free one."""
+    ports = {**DEFAULT_PORTS, **(ports or {})}
+    stores = {"crm": Store(crm.RESOURCES), "hrm": Store(hrm.RESOURCES),
+              "finance": Store(finance.RESOURCES)}
+
+    def prepare() -> AuthState:  # RSA key generation and password hashing: off the loop
+        state = AuthState(issuer=issuer, audience=audience, access_ttl=access_ttl)
+        seed(state, **stores)
+        return state
+
+    state = await asyncio.to_thread(prepare)
+    servers = {"auth": auth.build(state), "crm": crm.build(stores["crm"]),
+               "hrm": hrm.build(stores["hrm"]), "finance": finance.build(stores["finance"])}
+    backends = Backends(state, stores, servers, JwksServer(state.jwks))
+    try:
+        for name, server in servers.items():
+            await server.start(host, ports[name])
+        await backends.jwks.start(host, ports["jwks"])
+    except BaseException:
+        await backends.stop(0)  # never leave half the backends listening
+        raise
+    return backends

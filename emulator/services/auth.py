@@ -1,0 +1,354 @@
+"""The auth backend: users, organizations, password sign-in, RS256 access tokens, refresh sessions.
+
+Refresh tokens are opaque, stored only as SHA-256 hashes, and single use. Every token of one
+sign-in belongs to one session (the access token's ``sid``): refreshing spends the presented
+token and issues the next one in the same session; presenting a spent token means it was
+stolen or replayed, so the whole session is revoked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import jwt
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from emulator.services.keys import KeyRing
+from emulator.services.roles import PERMISSIONS, ROLE_NAMES, ROLES
+from emulator.services.rpc import Caller, ServiceError, invalid, not_found
+from emulator.services.server import ServiceServer
+from emulator.services.store import MAX_BATCH, paginate
+from proto.erp.auth.v1 import auth_pb2, auth_pb2_grpc
+
+CLIENT_ID = "erp-frontend"
+REFRESH_TTL = 7 * 86400
+REMEMBER_ME_TTL = 30 * 86400
+KEY_RETENTION_MARGIN = 60  # seconds a retired key outlives the last token it signed (clock skew)
+MIN_PASSWORD = 8
+# scrypt cost: low enough that seeding a dozen demo users stays ~0.15 s; a production
+# service would use n >= 2**15.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**12, 8, 1
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_BAD_CREDENTIALS = "invalid email or password"  # one message for every failure: no enumeration
+_BAD_REFRESH = "invalid or expired refresh token"
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    _, n, r, p, salt, digest = stored.split("$")
+    actual = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r),
+                            p=int(p))
+    return hmac.compare_digest(actual.hex(), digest)
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def _unauthenticated(details: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.UNAUTHENTICATED, details)
+
+
+@dataclass
+class _Account:
+    user: auth_pb2.User
+    password_hash: str
+
+
+@dataclass
+class _Session:
+    """One sign-in: the family of refresh tokens rotated from it."""
+
+    id: str
+    user_id: str
+    ttl: int
+    revoked: bool = False
+
+
+@dataclass
+class _RefreshToken:
+    session_id: str
+    expires_at: float
+    spent: bool = False
+
+
+class AuthState:
+    """Everything the auth service knows. Plain methods, usable from tests and the CLI."""
+
+    def __init__(self, *, issuer: str = "erp-auth-service", audience: str = "erp-api-gateway",
+                 access_ttl: int = 900, refresh_ttl: int = REFRESH_TTL,
+                 remember_me_ttl: int = REMEMBER_ME_TTL,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.issuer, self.audience = issuer, audience
+        self.access_ttl, self.refresh_ttl, self.remember_me_ttl = access_ttl, refresh_ttl, remember_me_ttl
+        self.clock = clock
+        self.keys = KeyRing(access_ttl + KEY_RETENTION_MARGIN, clock)
+        self.organizations: dict[str, auth_pb2.Organization] = {}
+        self._accounts: dict[str, _Account] = {}
+        self._by_email: dict[str, str] = {}  # lower-cased email -> user id
+        self._sessions: dict[str, _Session] = {}
+        self._refresh: dict[str, _RefreshToken] = {}  # sha256(token) -> record; never the token
+        # Unknown emails are checked against this, so they cost the same time as real ones.
+        self._decoy_hash = hash_password(secrets.token_urlsafe(16))
+
+    # -- directory ---------------------------------------------------------------------------
+
+    def create_organization(self, name: str, domain: str = "") -> auth_pb2.Organization:
+        domain = domain.strip().lower()
+        if not name.strip():
+            raise invalid("organization_name", "is required")
+        if domain and not _DOMAIN.match(domain):
+            raise invalid("domain", "must be a domain name such as example.com")
+        if domain and any(o.domain == domain for o in self.organizations.values()):
+            raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, "domain: already registered")
+        now = _timestamp(self.clock())
+        org = auth_pb2.Organization(id=str(uuid.uuid4()), name=name.strip(), domain=domain,
+                                    created_at=now, updated_at=now)
+        self.organizations[org.id] = org
+        return org
+
+    def create_user(self, organization_id: str, email: str, password: str, *, first_name: str,
+                    last_name: str, roles: tuple[str, ...] | list[str] = ("employee",),
+                    is_active: bool = True) -> auth_pb2.User:
+        email = self._check_new_user(email, password, first_name, last_name)
+        if organization_id not in self.organizations:
+            raise invalid("organization_id", "no such organization")
+        unknown = set(roles) - set(ROLE_NAMES)
+        if unknown:
+            raise invalid("roles", f"unknown roles {sorted(unknown)}")
+        now = _timestamp(self.clock())
+        user = auth_pb2.User(id=str(uuid.uuid4()), organization_id=organization_id, email=email,
+                             first_name=first_name.strip(), last_name=last_name.strip(),
+                             roles=list(roles), is_active=is_active, created_at=now,
+                             updated_at=now)
+        self._accounts[user.id] = _Account(user, hash_password(password))
+        self._by_email[email] = user.id
+        return user
+
+    def _check_new_user(self, email: str, password: str, first_name: str, last_name: str) -> str:
+        email = email.strip().lower()
+        for name, value in (("first_name", first_name), ("last_name", last_name)):
+            if not value.strip():
+                raise invalid(name, "is required")
+        if not _EMAIL.match(email):
+            raise invalid("email", "must be a valid email address")
+        if len(password) < MIN_PASSWORD:
+            raise invalid("password", f"must be at least {MIN_PASSWORD} characters")
+        if email in self._by_email:
+            raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, "email: already registered")
+        return email
+
+    def user_by_email(self, email: str) -> auth_pb2.User:
+        user_id = self._by_email.get(email.strip().lower())
+        if user_id is None:
+            raise not_found("user", email)
+        return self._accounts[user_id].user
+
+    def get_user(self, user_id: str, organization_id: str = "") -> auth_pb2.User:
+        """A user; with ``organization_id``, another organization's user is NOT_FOUND."""
+        account = self._accounts.get(user_id)
+        if account is None or organization_id and account.user.organization_id != organization_id:
+            raise not_found("user", user_id)
+        return account.user
+
+    def users(self, organization_id: str = "") -> list[auth_pb2.User]:
+        return [a.user for a in self._accounts.values()
+                if not organization_id or a.user.organization_id == organization_id]
+
+    def get_organization(self, org_id: str, caller_org: str = "") -> auth_pb2.Organization:
+        org = self.organizations.get(org_id)
+        if org is None or caller_org and org_id != caller_org:
+            raise not_found("organization", org_id)
+        return org
+
+    # -- sign-in and sessions ----------------------------------------------------------------
+
+    def authenticate(self, email: str, password: str, remember_me: bool = False) -> auth_pb2.TokenResponse:
+        user_id = self._by_email.get(email.strip().lower())
+        account = self._accounts.get(user_id) if user_id else None
+        ok = verify_password(password, account.password_hash if account else self._decoy_hash)
+        if not (ok and account and account.user.is_active):
+            raise _unauthenticated(_BAD_CREDENTIALS)
+        ttl = self.remember_me_ttl if remember_me else self.refresh_ttl
+        session = _Session(uuid.uuid4().hex, account.user.id, ttl)
+        self._sessions[session.id] = session
+        return self._issue(account, session)
+
+    def register(self, *, first_name: str, last_name: str, email: str, password: str,
+                 organization_name: str, domain: str = "") -> auth_pb2.TokenResponse:
+        """A new organization with this user as its admin, signed in."""
+        self._check_new_user(email, password, first_name, last_name)  # before creating the org
+        org = self.create_organization(organization_name, domain)
+        self.create_user(org.id, email, password, first_name=first_name, last_name=last_name,
+                         roles=("admin",))
+        return self.authenticate(email, password)
+
+    def refresh(self, refresh_token: str) -> auth_pb2.TokenResponse:
+        record = self._refresh.get(_sha256(refresh_token))
+        if record is None:
+            raise _unauthenticated(_BAD_REFRESH)
+        session = self._sessions[record.session_id]
+        if record.spent:  # replay of a rotated token: the family is compromised
+            session.revoked = True
+            raise _unauthenticated(_BAD_REFRESH)
+        account = self._accounts[session.user_id]
+        if session.revoked or record.expires_at <= self.clock() or not account.user.is_active:
+            raise _unauthenticated(_BAD_REFRESH)
+        record.spent = True
+        return self._issue(account, session)
+
+    def revoke(self, refresh_token: str = "", session_id: str = "", user_id: str = "") -> bool:
+        """Revoke a session, found by one of its refresh tokens or by id. With ``user_id``,
+        only that user's own sessions. True if a live session was revoked."""
+        if refresh_token:
+            record = self._refresh.get(_sha256(refresh_token))
+            session_id = record.session_id if record else ""
+        session = self._sessions.get(session_id)
+        if session is None or session.revoked or user_id and session.user_id != user_id:
+            return False
+        session.revoked = True
+        return True
+
+    def _issue(self, account: _Account, session: _Session) -> auth_pb2.TokenResponse:
+        token = secrets.token_urlsafe(32)
+        self._refresh[_sha256(token)] = _RefreshToken(session.id, self.clock() + session.ttl)
+        return auth_pb2.TokenResponse(
+            user=account.user,
+            access_token=self.mint_access_token(account.user.id, session_id=session.id),
+            refresh_token=token, expires_in=self.access_ttl, refresh_expires_in=session.ttl,
+        )
+
+    # -- tokens and keys ---------------------------------------------------------------------
+
+    def mint_access_token(self, user_id: str, *, session_id: str | None = None,
+                          headers: dict[str, Any] | None = None, **overrides: Any) -> str:
+        """An RFC 9068 access token for a user. ``overrides`` replace claims (None removes
+        one) and ``headers`` header fields, so tests can forge expired or foreign tokens."""
+        user = self._accounts[user_id].user
+        now = int(self.clock())
+        claims: dict[str, Any] = {
+            "iss": self.issuer, "aud": self.audience, "sub": user.id, "client_id": CLIENT_ID,
+            "iat": now, "nbf": now, "exp": now + self.access_ttl, "jti": uuid.uuid4().hex,
+            "org": user.organization_id, "roles": list(user.roles), "email": user.email,
+            "sid": session_id or uuid.uuid4().hex,
+        }
+        claims.update(overrides)
+        key = self.keys.current
+        return jwt.encode({k: v for k, v in claims.items() if v is not None}, key.private_key,
+                          algorithm="RS256",
+                          headers={"typ": "at+jwt", "kid": key.kid, **(headers or {})})
+
+    def rotate_signing_key(self) -> str:
+        """Make a new key current; the old one stays in the JWKS while its tokens live."""
+        return self.keys.rotate().kid
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return self.keys.jwks()
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, state: AuthState) -> None:
+        self.state = state
+
+    async def Authenticate(self, request, context):
+        if not request.email or not request.password:
+            raise invalid("email" if not request.email else "password", "is required")
+        # scrypt releases the GIL: concurrent sign-ins hash in parallel, the loop stays free.
+        return await asyncio.to_thread(self.state.authenticate, request.email, request.password,
+                                       request.remember_me)
+
+    async def Register(self, request, context):
+        return self.state.register(
+            first_name=request.first_name, last_name=request.last_name, email=request.email,
+            password=request.password, organization_name=request.organization_name,
+            domain=request.domain)
+
+    async def RefreshToken(self, request, context):
+        if not request.refresh_token:
+            raise invalid("refresh_token", "is required")
+        return self.state.refresh(request.refresh_token)
+
+    async def RevokeToken(self, request, context):
+        if not request.refresh_token and not request.session_id:
+            raise invalid("refresh_token", "refresh_token or session_id is required")
+        revoked = self.state.revoke(request.refresh_token, request.session_id,
+                                    Caller.of(context).user_id)
+        return auth_pb2.RevokeTokenResponse(revoked=revoked)
+
+    async def GetUser(self, request, context):
+        if not request.id:
+            raise invalid("id", "is required")
+        return self.state.get_user(request.id, Caller.of(context).organization_id)
+
+    async def BatchGetUsers(self, request, context):
+        return auth_pb2.BatchGetUsersResponse(users=self._batch(
+            request.ids, self.state.get_user, context))
+
+    async def ListUsers(self, request, context):
+        users, token, total = paginate(self.state.users(Caller.of(context).organization_id),
+                                       request.page_size, request.page_token)
+        return auth_pb2.ListUsersResponse(users=users, next_page_token=token, total_size=total)
+
+    async def GetOrganization(self, request, context):
+        if not request.id:
+            raise invalid("id", "is required")
+        return self.state.get_organization(request.id, Caller.of(context).organization_id)
+
+    async def BatchGetOrganizations(self, request, context):
+        return auth_pb2.BatchGetOrganizationsResponse(organizations=self._batch(
+            request.ids, self.state.get_organization, context))
+
+    async def ListRoles(self, request, context):
+        return auth_pb2.ListRolesResponse(roles=[
+            auth_pb2.Role(name=n, description=d, parents=p, permissions=g) for n, d, p, g in ROLES])
+
+    async def ListPermissions(self, request, context):
+        return auth_pb2.ListPermissionsResponse(permissions=[
+            auth_pb2.Permission(name=n, description=d) for n, d in PERMISSIONS])
+
+    async def RotateSigningKey(self, request, context):
+        roles = Caller.of(context).roles
+        if roles and "super_admin" not in roles:  # a platform operation, not an org admin's
+            raise ServiceError(grpc.StatusCode.PERMISSION_DENIED, "requires role super_admin")
+        return auth_pb2.RotateSigningKeyResponse(kid=self.state.rotate_signing_key())
+
+    @staticmethod
+    def _batch(ids, get, context) -> list:
+        """Found records in request order; unknown and other organizations' ids left out."""
+        if len(ids) > MAX_BATCH:
+            raise invalid("ids", f"at most {MAX_BATCH} per call")
+        org, found = Caller.of(context).organization_id, []
+        for i in dict.fromkeys(ids):
+            try:
+                found.append(get(i, org))
+            except ServiceError:
+                continue
+        return found
+
+
+def build(state: AuthState) -> ServiceServer:
+    servicer = AuthServicer(state)
+    return ServiceServer("auth", "erp.auth.v1.AuthService",
+                         lambda server: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server))

@@ -1,0 +1,1 @@
+"""Load tests: Locust journeys (locustfile.py) and side-by-side benchmarks (bench/)."""

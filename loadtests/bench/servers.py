@@ -1,0 +1,171 @@
+"""The processes a bench run needs (backends, gateway, baseline app) and a small HTTP client.
+
+Everything binds to loopback: the bench never sends load to another machine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+from emulator.cli import granian_command
+from emulator.ports import free_port
+from emulator.processes import spawn
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[2]
+HELLO_FACTORY = "loadtests.bench.hello_app:create_app"
+# Access logs would make the gateway benchmark its own logging; the table says so too.
+GATEWAY_ENV = {"ERP_LOGGING_LEVEL": "warning"}
+DEMO_EMAIL = "admin@acme.example"
+
+
+class Processes:
+    """Children started here, stopped in reverse order on exit, whatever the exit.
+
+    Each child leads its own process group: Ctrl-C then reaches only the bench, which stops
+    the children in order, and stopping a Granian master's group takes its workers along.
+    `spawn` adds PDEATHSIG, so even a SIGKILLed bench takes its children with it.
+    """
+
+    def __init__(self) -> None:
+        self._children: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        process = spawn(args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, start_new_session=True)
+        self._children.append((name, process))
+        return process
+
+    def __enter__(self) -> "Processes":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._children:
+            _stop_group(self._children.pop()[1])
+
+
+def _stop_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # Still unreaped, so the group id is certainly still ours to kill.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """This shell's environment minus its ERP_* settings, so a developer's setup can't leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_") and k != "CONFIG_FILE"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def _with_factory(command: list[str], factory: str) -> list[str]:
+    """The gateway's Granian command line serving another app: same flags, by construction."""
+    command = list(command)
+    command[command.index("--factory") + 1] = factory
+    return command
+
+
+def start_backends(processes: Processes, timeout: float = 60.0) -> dict[str, str]:
+    """`gw backends` on free ports; returns the ERP_* environment it writes once ready."""
+    env_file = Path(tempfile.mkdtemp(prefix="bench-")) / "backends.env"
+    process = processes.start(
+        "backends",
+        [sys.executable, "-m", "emulator.cli", "backends", "--free-ports", "--env-file", str(env_file)],
+        _clean_env(),
+    )
+    deadline = time.monotonic() + timeout
+    while not env_file.exists():  # written atomically, so it is complete once it exists
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("`gw backends` did not start; see its messages above")
+        time.sleep(0.05)
+    lines = env_file.read_text().splitlines()
+    env_file.unlink()
+    env_file.parent.rmdir()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def start_granian(processes: Processes, name: str, workers: int, env: dict[str, str], factory: str | None = None,
+                  ready_path: str = "/", timeout: float = 60.0) -> str:
+    """Granian on a free loopback port; returns its base URL once `ready_path` answers 2xx."""
+    port = free_port(HOST)
+    command = granian_command(HOST, port, workers)
+    process = processes.start(name, _with_factory(command, factory) if factory else command, env)
+    base = f"http://{HOST}:{port}"
+    deadline = time.monotonic() + timeout
+    while True:  # the port opens before the workers finish their lifespan start-up
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited during start-up; see its messages above")
+        try:
+            with urllib.request.urlopen(base + ready_path, timeout=2) as answer:
+                if 200 <= answer.status < 300:
+                    return base
+        except (OSError, urllib.error.URLError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not answer {ready_path} within {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def start_servers(processes: Processes, workers: int) -> dict[str, str]:
+    """Base URLs by server name, as targets.Target.server names them."""
+    backends = start_backends(processes)
+    gateway = start_granian(processes, "gateway", workers, _clean_env(**backends, **GATEWAY_ENV), ready_path="/health")
+    hello = start_granian(processes, "hello", workers, _clean_env(), factory=HELLO_FACTORY)
+    return {"gateway": gateway, "hello": hello}
+
+
+class Client:
+    """Just enough HTTP to sign in and look up ids before the load starts."""
+
+    TOKEN_MAX_AGE = 300.0  # access tokens live 15 minutes; sign in again well before that
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self._token: str | None = None
+        self._token_at = 0.0
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                token: str | None = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def token(self) -> str:
+        if self._token is None or time.monotonic() - self._token_at > self.TOKEN_MAX_AGE:
+            from emulator.services.seed import DEMO_PASSWORD
+
+            body = orjson.dumps({"email": DEMO_EMAIL, "password": DEMO_PASSWORD})
+            status, raw = self.request("POST", "/api/v1/auth/login", body)
+            if status != 200:
+                raise RuntimeError(f"login as {DEMO_EMAIL} failed: HTTP {status} {raw[:300]!r}")
+            self._token = orjson.loads(raw)["data"]["access_token"]
+            self._token_at = time.monotonic()
+        return self._token
+
+    def get(self, path: str) -> dict:
+        """An authenticated GET that must succeed (for resolving target paths)."""
+        status, raw = self.request("GET", path, token=self.token())
+        if not 200 <= status < 300:
+            raise RuntimeError(f"GET {path}: HTTP {status} {raw[:300]!r}")
+        return orjson.loads(raw)

@@ -1,0 +1,79 @@
+"""A signed-in user's journey through the gateway, for correctness under load.
+
+Start the gateway with its stand-in backends (`gw serve`), then run Locust headless; it stops
+by itself after 30 s and exits non-zero if any request failed:
+
+    locust -f loadtests/locustfile.py --headless -u 20 -r 10 -t 30s --host http://127.0.0.1:8080
+
+Each simulated user signs in once, then mostly reads its profile, sometimes checks /health and
+occasionally rotates its tokens. Every answer must be a 2xx with the envelope's `success: true`.
+Against another deployment, set LOCUST_EMAIL and LOCUST_PASSWORD.
+
+Locust in one process tops out at a few thousand req/s: use it for journeys, and
+`python -m loadtests.bench` (wrk) for throughput ceilings.
+"""
+
+from __future__ import annotations
+
+import os
+
+from locust import between, task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.exception import StopUser
+
+
+def _password() -> str:
+    if "LOCUST_PASSWORD" in os.environ:
+        return os.environ["LOCUST_PASSWORD"]
+    from emulator.services.seed import DEMO_PASSWORD  # the emulator's development password
+
+    return DEMO_PASSWORD
+
+
+def _check(response) -> dict | None:
+    """Fail the request unless it is a 2xx whose envelope says success; return `data`."""
+    try:
+        envelope = response.json()
+    except Exception:
+        response.failure(f"HTTP {response.status_code}, not JSON: {(response.text or '')[:200]}")
+        return None
+    if not 200 <= response.status_code < 300 or envelope.get("success") is not True:
+        response.failure(f"HTTP {response.status_code}: {envelope.get('code')} {envelope.get('message')}")
+        return None
+    response.success()
+    return envelope.get("data")
+
+
+class SignedInUser(FastHttpUser):
+    wait_time = between(0.1, 1.0)
+
+    def on_start(self) -> None:
+        credentials = {"email": os.environ.get("LOCUST_EMAIL", "admin@acme.example"), "password": _password()}
+        with self.client.post("/api/v1/auth/login", json=credentials, catch_response=True) as response:
+            data = _check(response)
+        if data is None:
+            raise StopUser()  # without a token every other task would only measure 401s
+        self._signed_in(data)
+
+    def _signed_in(self, data: dict) -> None:
+        self.refresh_token = data["refresh_token"]
+        self.auth = {"Authorization": f"Bearer {data['access_token']}"}
+
+    @task(10)
+    def me(self) -> None:
+        with self.client.get("/api/v1/auth/me", headers=self.auth, catch_response=True) as response:
+            _check(response)
+
+    @task(3)
+    def health(self) -> None:
+        with self.client.get("/health", catch_response=True) as response:
+            _check(response)
+
+    @task(1)
+    def refresh(self) -> None:
+        # Refresh tokens are single use: keep the rotated pair, or the next refresh is reuse.
+        body = {"refresh_token": self.refresh_token}
+        with self.client.post("/api/v1/auth/refresh", json=body, catch_response=True) as response:
+            data = _check(response)
+        if data is not None:
+            self._signed_in(data)

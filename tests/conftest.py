@@ -1,0 +1,99 @@
+"""Shared fixtures: real processes on loopback, as a frontend would meet them.
+
+- `stack`: embedded valkey-server and the emulated backends (real gRPC servers and the
+  JWKS HTTP server) on free ports, run in a background thread of this process so tests can
+  reach into the auth emulator (mint odd tokens, rotate keys).
+- `gateway`: the real gateway on Granian (a subprocess), pointed at `stack`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from emulator.processes import stop
+from runtime.config import load_config
+
+from tests.support import DEMO_PASSWORD, granian_env, start_gateway
+
+
+class StackThread:
+    """A LocalStack on its own event loop in a daemon thread."""
+
+    def __init__(self) -> None:
+        from emulator.stack import LocalStack
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.stack = LocalStack(load_config(env={}), free_ports=True)
+        self.run(self.stack.start())
+
+    def run(self, coroutine: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def call(self, fn, *args, **kwargs) -> Any:
+        """Run a plain function on the stack's loop (its objects are not thread-safe)."""
+
+        async def wrapper():
+            return fn(*args, **kwargs)
+
+        return self.run(wrapper())
+
+    @property
+    def auth(self):
+        return self.stack.backends.auth
+
+    def environment(self) -> dict[str, str]:
+        return self.stack.environment()
+
+    def close(self) -> None:
+        self.run(self.stack.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def stack():
+    running = StackThread()
+    yield running
+    running.close()
+
+
+@dataclass
+class Gateway:
+    url: str
+    process: Any
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def gateway(stack):
+    process, url = start_gateway(granian_env(stack.environment()), workers=1)
+    yield Gateway(url, process)
+    stop(process)
+
+
+@pytest.fixture()
+def http(gateway):
+    with gateway.client() as client:
+        yield client
+
+
+def login(client: httpx.Client, email: str = "admin@acme.example", password: str = DEMO_PASSWORD) -> dict:
+    answer = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]
+
+
+@pytest.fixture()
+def session(http) -> dict:
+    """A fresh sign-in of the Acme admin: {user, access_token, refresh_token, ...}."""
+    return login(http)

@@ -1,0 +1,45 @@
+"""Helpers for tests that start processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import httpx
+
+from emulator.cli import granian_command
+from emulator.ports import free_port
+from emulator.processes import spawn, stop
+from emulator.services.seed import DEMO_PASSWORD  # noqa: F401  (re-exported for tests)
+
+
+def granian_env(stack_env: dict[str, str], **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_") and k != "CONFIG_FILE"}
+    env.update(stack_env)
+    env.setdefault("ERP_LOGGING_LEVEL", "warning")
+    env.update(extra)
+    return env
+
+
+def start_gateway(env: dict[str, str], workers: int = 1, timeout: float = 30) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = spawn(granian_command("127.0.0.1", port, workers), env=env)
+    url = f"http://127.0.0.1:{port}"
+    if not wait_until_healthy(url, process, timeout):
+        stop(process)
+        raise RuntimeError("the gateway did not start under Granian")
+    return process, url
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float) -> bool:
+    """Granian binds before its workers load the app: wait for an answer, not a port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    return False
