@@ -30,7 +30,8 @@ class Route:
     auth: str = "required"
     permission: str | None = None
     rate_limit: str | None = None
-    cache: str | None = None
+    cache: str | None = None  # a cache policy name (config `cache.policies`): cache-aside for GETs
+    invalidates: tuple[str, ...] = ()  # cache policies a successful write makes stale
     status: int = 200
     body: Body | None = None
     max_body_bytes: int | None = None  # None: the server-wide `server.max_body_bytes`
@@ -54,6 +55,7 @@ def endpoint(
     permission: str | None = None,
     rate_limit: str | None = None,
     cache: str | None = None,
+    invalidates: Iterable[str] = (),
     status: int = 200,
     body: Body | None = None,
     max_body_bytes: int | None = None,
@@ -80,6 +82,7 @@ def endpoint(
             permission=permission,
             rate_limit=rate_limit,
             cache=cache,
+            invalidates=tuple(invalidates),
             status=status,
             body=body,
             max_body_bytes=max_body_bytes,

@@ -39,6 +39,8 @@ def write_success(resp: falcon.asgi.Response, route: Route, result: Any) -> None
         resp.status = status = result.status or route.status
         for name, value in result.headers.items():
             resp.set_header(name, value)
+        if status == 304:  # Not Modified carries no body (RFC 9110 15.4.5)
+            return
         # A handler may answer an error status with data (e.g. /ready's report at 503).
         doc = {"success": status < 400, "message": result.message, "data": result.data}
     else:
