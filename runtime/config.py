@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from runtime.rbac import DEFAULT_ROLES, check_roles
+
 __all__ = [
     "load_config", "Config", "ConfigError", "describe", "NON_CONFIG_ENV",
     "F", "Section", "SectionMap", "Str", "Int", "Float", "Bool", "Duration", "Enum",
@@ -392,7 +394,17 @@ CORS = Section("cors", {
     "max_age": F(Duration(), "10m", "How long browsers cache a preflight."),
 }, "Cross-origin requests.", validate=_check_cors)
 
-SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS)
+ROLE = Section("role", {
+    "parents": F(List(), [], "Roles this one inherits every permission from (the roles directly below it)."),
+    "permissions": F(List(), [], "Grants, domain.resource:action; * matches any one segment."),
+    "description": F(Str(), "", "What the role is for."),
+})
+
+RBAC = Section("rbac", {
+    "roles": F(SectionMap(ROLE), DEFAULT_ROLES, "The role hierarchy and its grants."),
+}, "Hierarchical role-based access control.", validate=lambda c: check_roles(c.roles))
+
+SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc) for s in SECTIONS}, "Gateway configuration.", cls_name="Config")
 Config = _ROOT.cls

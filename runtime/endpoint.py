@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Awaitable, Callable, Iterable
 
+from runtime.rbac import is_required_permission
 from runtime.schema import Body
 
 Handler = Callable[..., Awaitable[Any]]
@@ -70,6 +71,11 @@ def endpoint(
         raise ValueError(f"{path}: auth must be one of {AUTH_MODES}, not {auth!r}")
     if not path.startswith("/"):
         raise ValueError(f"{path}: a path starts with /")
+    if permission is not None:
+        if not is_required_permission(permission):
+            raise ValueError(f"{method} {path}: permission {permission!r} must be domain.resource:action, no wildcards")
+        if mode == "none":
+            raise ValueError(f"{method} {path}: a permission needs an authenticated caller (auth=True)")
 
     def register(fn: Handler) -> Handler:
         if not inspect.iscoroutinefunction(fn):

@@ -14,7 +14,7 @@ import orjson
 
 from runtime.context import Context
 from runtime.endpoint import Route
-from runtime.errors import Unauthenticated
+from runtime.errors import Forbidden, Unauthenticated
 from runtime.auth.tokens import bearer_token
 from runtime.reply import Reply
 from runtime.request_body import read_json
@@ -32,6 +32,14 @@ async def authenticate(req: falcon.asgi.Request, ctx: Context) -> None:
         raise Unauthenticated("Token has been revoked")
     ctx.principal = principal
     req.context.user_id = principal.user_id
+
+
+def authorize(ctx: Context, permission: str) -> None:
+    principal = ctx.principal
+    if principal is None:
+        raise Unauthenticated()
+    if not ctx.resources.policy.allows(principal.roles, permission):
+        raise Forbidden(f"Your role does not grant {permission}")
 
 
 def write_success(resp: falcon.asgi.Response, route: Route, result: Any) -> None:
@@ -59,6 +67,8 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
         ctx = Context(resources, route, req.context.request_id, req.remote_addr)
         if route.auth != "none":
             await authenticate(req, ctx)
+        if route.permission is not None:
+            authorize(ctx, route.permission)
         if route.body is not None:
             limit = max_body or resources.config.server.max_body_bytes
             ctx.body = route.body.validate(await read_json(req, limit))

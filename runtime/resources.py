@@ -13,6 +13,7 @@ from runtime.auth.revocation import RevocationList
 from runtime.auth.tokens import TokenVerifier
 from runtime.backends.client import Backends
 from runtime.config import Config
+from runtime.rbac import Policy
 
 
 class Resources:
@@ -45,6 +46,7 @@ class Resources:
             cache_size=j.token_cache_size,
         )
         self.revocations = RevocationList(self.valkey, r.key_prefix)
+        self.policy = Policy(config.rbac.roles)
 
     async def close(self) -> None:
         await self.backends.close()
