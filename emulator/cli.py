@@ -122,15 +122,28 @@ def _print_stack(stack) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--free-ports", is_flag=True, help="Pick free ports instead of the configured ones.")
 @click.option("--env-file", type=click.Path(dir_okay=False), help="Write the ERP_* variables a gateway needs here.")
+@click.option("--fault", "fault_specs", multiple=True, metavar="SERVICE=FAULT",
+              help="Inject a fault: crm=latency:2s, hrm=error:0.5[:CODE], crm=down (repeatable).")
 @config_option
-def backends(host: str, free_ports: bool, env_file: str | None, config_path: str | None) -> None:
+def backends(host: str, free_ports: bool, env_file: str | None, fault_specs: tuple[str, ...],
+             config_path: str | None) -> None:
     """Run only the stand-ins (Valkey, auth + JWKS, crm, hrm, finance) until Ctrl-C."""
-    from emulator.stack import LocalStack
+    from emulator.services.faults import merge, parse_fault
+    from emulator.stack import SERVICES, LocalStack
 
     config = _load(config_path)
+    faults: dict = {}
+    for spec in fault_specs:
+        try:
+            service, fault = parse_fault(spec)
+            if service not in SERVICES:
+                raise ValueError(f"{spec!r}: no emulated service named {service!r} (known: {', '.join(SERVICES)})")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--fault") from None
+        merge(faults, service, fault)
 
     async def run() -> None:
-        stack = await LocalStack(config, free_ports=free_ports, host=host).start()
+        stack = await LocalStack(config, free_ports=free_ports, host=host, faults=faults).start()
         try:
             env = stack.environment()
             if env_file:
@@ -138,6 +151,8 @@ def backends(host: str, free_ports: bool, env_file: str | None, config_path: str
                 tmp.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
                 tmp.replace(env_file)  # atomic: a reader never sees half a file
             _print_stack(stack)
+            for name, fault in faults.items():
+                click.echo(f"  fault     {name}: {fault}")
             _print_demo_users()
             click.echo("environment for a gateway:")
             for key, value in env.items():

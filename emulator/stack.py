@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from emulator.services import start_backends
+from emulator.services.faults import Fault, apply_faults
 from emulator.valkey import EmbeddedValkey
 from runtime.config import Config
 
@@ -18,8 +19,10 @@ def _port(address: str) -> int:
 
 
 class LocalStack:
-    def __init__(self, config: Config, *, free_ports: bool, host: str = "127.0.0.1") -> None:
+    def __init__(self, config: Config, *, free_ports: bool, host: str = "127.0.0.1",
+                 faults: dict[str, Fault] | None = None) -> None:
         self.config = config
+        self.faults = faults or {}  # applied once the services are up (see emulator.services.faults)
         self.host = host
         if free_ports:
             self.ports = {name: 0 for name in (*SERVICES, "jwks")}
@@ -40,7 +43,11 @@ class LocalStack:
                 issuer=self.config.jwt.issuer,
                 audience=self.config.jwt.audience,
             )
+            await apply_faults(self.backends.servers, self.faults)
         except BaseException:
+            if self.backends is not None:
+                await self.backends.stop(0)
+                self.backends = None
             self.valkey.stop()
             raise
         return self

@@ -74,8 +74,18 @@ async def _on_unexpected(req, resp, ex: Exception, params, **_):
     write_error(req, resp, errors.Internal())
 
 
+def check_routes(config: Config, routes: list[Route]) -> None:
+    """Names a route uses must exist in configuration: fail at start-up, not per request."""
+    for route in routes:
+        for policy in filter(None, (route.cache, *route.invalidates)):
+            if policy not in config.cache.policies:
+                known = ", ".join(config.cache.policies)
+                raise ConfigError(f"{route.method} {route.path}: unknown cache policy {policy!r} (known: {known})")
+
+
 def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.App:
     routes = discover() if routes is None else routes
+    check_routes(config, routes)
     state = SimpleNamespace(resources=None, routes=routes, config=config)
     app = falcon.asgi.App(middleware=[GatewayMiddleware(config, state)])
     app.req_options.strip_url_path_trailing_slash = True
@@ -92,10 +102,8 @@ def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.
 
 
 def create_app(config: Config | None = None) -> falcon.asgi.App:
-    if config is None:
-        try:
-            config = load_config()
-        except ConfigError as exc:
-            print(f"configuration error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-    return build_app(config)
+    try:
+        return build_app(config or load_config())
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -351,6 +351,24 @@ KAFKA = Section("kafka", {
     "enabled": F(Bool(), False, "Publish events at all."),
 }, "Event publishing.")
 
+def _check_backoff(c: Any) -> None:
+    if c.backoff_base > c.backoff_max:
+        raise ValueError("backoff_base must not exceed backoff_max")
+
+
+GRPC_RETRY = Section("grpc_retry", {
+    "budget_ratio": F(Float(0, 1), 0.2, "Retries allowed as a share of calls, per backend."),
+    "budget_floor": F(Int(min=0), 10, "Retries always in hand on top of the ratio (for quiet periods)."),
+    "backoff_base": F(Duration(min=0.001), "50ms", "First retry waits up to this (full jitter), doubling each time."),
+    "backoff_max": F(Duration(min=0.001), "1s", "Longest wait before a retry."),
+}, "Retries of idempotent calls on UNAVAILABLE.", validate=_check_backoff)
+
+GRPC_BREAKER = Section("grpc_breaker", {
+    "failure_threshold": F(Int(min=1), 5, "Consecutive transient failures that open the circuit."),
+    "cooldown": F(Duration(min=0.001), "5s", "How long an open circuit fails fast before probing."),
+    "half_open_probes": F(Int(min=1), 1, "Calls let through at once to probe a half-open circuit."),
+}, "Circuit breaker per backend.")
+
 GRPC = Section("grpc", {
     "services": F(Map(HOST_PORT, keys=("auth", "crm", "hrm", "finance")), {
         "auth": "localhost:50051", "crm": "localhost:50052",
@@ -358,6 +376,9 @@ GRPC = Section("grpc", {
     }, "Backend service addresses."),
     "timeout": F(Duration(min=0.001), "30s", "Default per-call deadline."),
     "max_retry": F(Int(min=0), 3, "Retries of idempotent calls."),
+    "retry": F(GRPC_RETRY, doc="Retry budget and backoff."),
+    "breaker": F(GRPC_BREAKER, doc="Circuit breaker per backend."),
+    "health_interval": F(Duration(min=0.05), "2s", "How often each backend's grpc.health.v1 is checked (for /ready)."),
 }, "Backend gRPC services.")
 
 JWT = Section("jwt", {
@@ -389,10 +410,37 @@ CORS = Section("cors", {
     "allowed_methods": F(List(Enum(*_HTTP_METHODS)), ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
                          "Methods allowed cross-origin."),
     "allowed_headers": F(List(), ["*"], "Request headers allowed cross-origin."),
-    "exposed_headers": F(List(), ["X-Request-ID"], "Response headers readable cross-origin."),
+    "exposed_headers": F(List(), ["X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+                                  "Retry-After"], "Response headers readable cross-origin."),
     "allow_credentials": F(Bool(), True, "Allow cookies/Authorization cross-origin."),
     "max_age": F(Duration(), "10m", "How long browsers cache a preflight."),
 }, "Cross-origin requests.", validate=_check_cors)
+
+RATE_LIMIT_POLICY = Section("rate_limit_policy", {
+    "limit": F(Int(min=1), REQUIRED, "Requests allowed per window."),
+    "window": F(Duration(min=0.001), "1m", "The window the limit applies to."),
+    "key": F(Enum("user", "ip", "email_ip"), "ip",
+             "What is counted: the signed-in user, the client IP, or the login email with the client IP."),
+})
+
+
+def _check_rate_limits(c: Any) -> None:
+    # `user` and `anonymous` are the defaults of every route, which has no body to key on.
+    for name, key in (("user", "user"), ("anonymous", "ip")):
+        if name not in c.policies:
+            raise ValueError(f"policies.{name} is missing (expected the default policy for every route)")
+        if c.policies[name].key != key:
+            raise ValueError(f"policies.{name}.key must be {key!r}")
+
+
+RATE_LIMITS = Section("rate_limits", {
+    "enabled": F(Bool(), True, "Limit requests at all."),
+    "policies": F(SectionMap(RATE_LIMIT_POLICY), {
+        "user": {"limit": 600, "window": "1m", "key": "user"},
+        "anonymous": {"limit": 60, "window": "1m", "key": "ip"},
+        "login": {"limit": 10, "window": "1m", "key": "email_ip"},
+    }, "Named policies; `user` (signed in) or `anonymous` applies to every route, a route may add one."),
+}, "Request rate limits, shared by every instance through Valkey.", validate=_check_rate_limits)
 
 ROLE = Section("role", {
     "parents": F(List(), [], "Roles this one inherits every permission from (the roles directly below it)."),
@@ -404,7 +452,23 @@ RBAC = Section("rbac", {
     "roles": F(SectionMap(ROLE), DEFAULT_ROLES, "The role hierarchy and its grants."),
 }, "Hierarchical role-based access control.", validate=lambda c: check_roles(c.roles))
 
-SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC)
+CACHE_POLICY = Section("cache_policy", {
+    "ttl": F(Duration(), "60s", "How long an entry lives; writes through the gateway invalidate sooner."),
+    "scope": F(Enum("organization", "user"), "organization", "Whose entry: the caller's organization or the caller."),
+})
+
+_DOMAIN_POLICIES = ("crm_customers", "crm_contacts", "crm_deals", "hrm_employees", "hrm_departments",
+                    "finance_accounts", "finance_invoices", "finance_payments")
+
+CACHE = Section("cache", {
+    "enabled": F(Bool(), True, "Cache-aside in Valkey for routes that declare a cache policy."),
+    "policies": F(SectionMap(CACHE_POLICY),
+                  {"user_profile": {"ttl": "60s", "scope": "user"},
+                   **{name: {"ttl": "2m", "scope": "organization"} for name in _DOMAIN_POLICIES}},
+                  "Named cache policies, referenced by routes as cache=\"name\"."),
+}, "Response cache.")
+
+SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc) for s in SECTIONS}, "Gateway configuration.", cls_name="Config")
 Config = _ROOT.cls

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class Context:
-    __slots__ = ("resources", "route", "request_id", "client_ip", "deadline", "principal", "body", "_backends")
+    __slots__ = ("resources", "route", "request_id", "client_ip", "deadline", "principal", "body", "query", "_backends")
 
     def __init__(self, resources: "Resources", route: "Route", request_id: str, client_ip: str) -> None:
         self.resources = resources
@@ -25,6 +25,7 @@ class Context:
         self.deadline = time.monotonic() + resources.config.server.request_timeout
         self.principal: Principal | None = None
         self.body: dict[str, Any] | None = None
+        self.query: dict[str, Any] | None = None  # validated query parameters (route `query=`)
         self._backends: BoundBackends | None = None
 
     @property

@@ -30,13 +30,18 @@ class Route:
     handler: Handler
     auth: str = "required"
     permission: str | None = None
-    rate_limit: str | None = None
+    rate_limit: str | bool | None = None  # a policy name added to the default; False: exempt
     cache: str | None = None  # a cache policy name (config `cache.policies`): cache-aside for GETs
     invalidates: tuple[str, ...] = ()  # cache policies a successful write makes stale
     status: int = 200
     body: Body | None = None
     max_body_bytes: int | None = None  # None: the server-wide `server.max_body_bytes`
     tags: tuple[str, ...] = ()
+    query: Body | None = None  # query parameters, validated like a body into ctx.query
+    etag: bool = False  # a strong ETag on 200 answers; If-None-Match -> 304
+    # What `data` holds, for /openapi.json: a protobuf message class, a runtime.rest.Page of
+    # one, or a JSON Schema dict; None: undocumented.
+    response: Any = None
 
     @property
     def name(self) -> str:
@@ -54,13 +59,16 @@ def endpoint(
     *,
     auth: bool | str = True,
     permission: str | None = None,
-    rate_limit: str | None = None,
+    rate_limit: str | bool | None = None,
     cache: str | None = None,
     invalidates: Iterable[str] = (),
     status: int = 200,
     body: Body | None = None,
     max_body_bytes: int | None = None,
     tags: Iterable[str] = (),
+    query: Body | None = None,
+    etag: bool = False,
+    response: Any = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a handler: `async def fn(req, ctx, **path_params) -> data`."""
     method = method.upper()
@@ -76,6 +84,10 @@ def endpoint(
             raise ValueError(f"{method} {path}: permission {permission!r} must be domain.resource:action, no wildcards")
         if mode == "none":
             raise ValueError(f"{method} {path}: a permission needs an authenticated caller (auth=True)")
+    if not (rate_limit is None or rate_limit is False or (isinstance(rate_limit, str) and rate_limit)):
+        raise ValueError(f"{method} {path}: rate_limit is a policy name, or False to exempt the route")
+    if etag and method != "GET":
+        raise ValueError(f"{method} {path}: an ETag validates reads; only a GET can declare etag=True")
 
     def register(fn: Handler) -> Handler:
         if not inspect.iscoroutinefunction(fn):
@@ -93,6 +105,9 @@ def endpoint(
             body=body,
             max_body_bytes=max_body_bytes,
             tags=tuple(tags) or (path.strip("/").split("/")[2 if path.startswith("/api/") else 0],),
+            query=query,
+            etag=etag,
+            response=response,
         )
         return fn
 

@@ -1,7 +1,8 @@
-"""The one Falcon middleware: request id, access log, security headers, lifespan.
+"""The one Falcon middleware: request id, client IP, access log, security headers, CORS, lifespan.
 
 It wraps every request, matched or not, so unknown routes and wrong methods get the same
-X-Request-ID, headers and log line as handled ones.
+X-Request-ID, headers and log line as handled ones. CORS preflights are answered here,
+before routing and authentication: a browser never sends credentials with them.
 """
 
 from __future__ import annotations
@@ -11,14 +12,26 @@ import time
 from typing import Any
 
 import falcon.asgi
+import orjson
 
 from runtime.config import Config
+from runtime.errors import Forbidden
 from runtime.observability.logs import configure_logging
 from runtime.request_id import request_id
 from runtime.resources import Resources
+from runtime.security.client_ip import ClientIp
+from runtime.security.cors import Cors
 from runtime.security.headers import security_headers
 
 access_log = logging.getLogger("gateway.access")
+
+
+def _add_headers(resp: falcon.asgi.Response, headers: list[tuple[str, str]]) -> None:
+    for name, value in headers:
+        if name == "Vary":  # added to, not replaced: a route may vary on more
+            resp.append_header(name, value)
+        else:
+            resp.set_header(name, value)
 
 
 class GatewayMiddleware:
@@ -26,10 +39,13 @@ class GatewayMiddleware:
         self.config = config
         self.state = state
         self.headers = security_headers(config.server.tls_enabled)
+        self.client_ip = ClientIp(config.server.trusted_proxies)
+        self.cors = Cors(config.cors)
 
     async def process_startup(self, scope: dict, event: dict) -> None:
         configure_logging(self.config.logging.level, self.config.logging.format)
         self.state.resources = Resources(self.config)
+        await self.state.resources.start()
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
         if self.state.resources is not None:
@@ -40,6 +56,23 @@ class GatewayMiddleware:
         req.context.started = time.perf_counter()
         req.context.request_id = request_id(req.get_header("X-Request-ID"))
         req.context.user_id = None
+        req.context.client_ip = self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
+        origin = req.get_header("Origin")
+        if origin is not None and req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method"):
+            self._preflight(req, resp, origin)
+
+    def _preflight(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, origin: str) -> None:
+        req.context.preflight = True
+        resp.complete = True  # no routing, no authentication, no handler
+        allowed = self.cors.preflight(origin, req.get_header("Access-Control-Request-Headers"))
+        if allowed is None:
+            resp.status = 403
+            resp.content_type = "application/json"
+            resp.data = orjson.dumps(Forbidden(f"Origin {origin} is not allowed").body(req.context.request_id))
+            resp.append_header("Vary", "Origin")
+            return
+        resp.status = 204
+        _add_headers(resp, allowed)
 
     async def process_response(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, req_succeeded: bool
@@ -47,6 +80,9 @@ class GatewayMiddleware:
         resp.set_header("X-Request-ID", req.context.request_id)
         for name, value in self.headers:
             resp.set_header(name, value)
+        origin = req.get_header("Origin")
+        if origin is not None and not getattr(req.context, "preflight", False):
+            _add_headers(resp, self.cors.actual(origin))
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "request",

@@ -2,12 +2,20 @@
 
 request id, logging and security headers happen in `runtime.middleware` (they apply to
 unknown routes too); here, per route: authentication -> rate limit -> authorization ->
-body validation -> handler -> envelope. Each stage runs only when the route declares it.
+body validation -> cache (reads) -> handler -> invalidation (writes) -> envelope. Each
+stage runs only when the route declares it.
+
+The rate limit (runtime.security.route_limits) runs right after authentication, because
+its default budget is per user; on a route whose named policy is keyed on the body (login:
+email and client IP) it runs right after body validation instead, still as one check.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any, Awaitable, Callable
+from urllib.parse import urlencode
 
 import falcon.asgi
 import orjson
@@ -17,6 +25,7 @@ from runtime.endpoint import Route
 from runtime.errors import Forbidden, Unauthenticated
 from runtime.auth.tokens import bearer_token
 from runtime.reply import Reply
+from runtime.security.route_limits import RouteLimits
 from runtime.request_body import read_json
 
 JSON = "application/json"
@@ -42,37 +51,96 @@ def authorize(ctx: Context, permission: str) -> None:
         raise Forbidden(f"Your role does not grant {permission}")
 
 
-def write_success(resp: falcon.asgi.Response, route: Route, result: Any) -> None:
+_ENTITY_TAG = re.compile(r'(?:W/)?("[^"]*")')
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 13.1.2: `*` matches any current representation; otherwise any listed tag,
+    compared weakly (a W/ prefix is ignored), as If-None-Match requires."""
+    if if_none_match.strip() == "*":
+        return True
+    return etag in _ENTITY_TAG.findall(if_none_match)
+
+
+def write_success(resp: falcon.asgi.Response, route: Route, result: Any, *, if_none_match: str | None = None) -> None:
     if isinstance(result, Reply):
         resp.status = status = result.status or route.status
         for name, value in result.headers.items():
             resp.set_header(name, value)
         if status == 304:  # Not Modified carries no body (RFC 9110 15.4.5)
             return
+        if result.media_type is not None:  # a finished document, not enveloped (/openapi.json)
+            resp.data, resp.content_type = result.data, result.media_type
+            return
         # A handler may answer an error status with data (e.g. /ready's report at 503).
         doc = {"success": status < 400, "message": result.message, "data": result.data}
     else:
         resp.status = route.status
         doc = {"success": True, "message": "OK", "data": result}
-    resp.data = orjson.dumps(doc)
+    body = orjson.dumps(doc)
+    if route.etag and resp.status == 200:
+        # Strong: a hash of the exact bytes, so a cached and a fresh answer validate alike.
+        etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+        resp.set_header("ETag", etag)
+        if if_none_match and etag_matches(if_none_match, etag):
+            resp.status = 304
+            return
+    resp.data = body
     resp.content_type = JSON
+
+
+def _resource_key(req: falcon.asgi.Request) -> str:
+    """Path plus query with parameters sorted, so ?a=1&b=2 and ?b=2&a=1 share an entry."""
+    if not req.query_string:
+        return req.path
+    return req.path + "?" + urlencode(sorted(req.params.items()), doseq=True)
+
+
+async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx: Context, params: dict) -> Any:
+    """The handler, through the cache when the route declares a policy."""
+    route, cache = ctx.route, ctx.resources.cache
+    if cache is None or ctx.principal is None:
+        return await route.handler(req, ctx, **params)
+    if route.cache is not None:
+
+        async def load() -> Any:
+            result = await route.handler(req, ctx, **params)
+            if isinstance(result, Reply):
+                raise TypeError(f"{route.name}: a cached route returns plain data, not a Reply")
+            return result
+
+        result, hit = await cache.fetch(ctx, route.cache, _resource_key(req), load)
+        resp.set_header("X-Cache", "HIT" if hit else "MISS")
+        return result
+    result = await route.handler(req, ctx, **params)
+    if route.invalidates:
+        await cache.invalidate(ctx, route.invalidates)
+    return result
 
 
 def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
     """The Falcon responder for one route; `state.resources` is filled by the lifespan."""
     max_body = route.max_body_bytes
+    limits = RouteLimits.for_route(route, state.config)  # a bad declaration stops start-up here
 
     async def respond(req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: str) -> None:
         resources = state.resources
-        ctx = Context(resources, route, req.context.request_id, req.remote_addr)
+        ctx = Context(resources, route, req.context.request_id, req.context.client_ip)
         if route.auth != "none":
             await authenticate(req, ctx)
+        if limits is not None and not limits.needs_body:
+            await limits.enforce(resp, ctx)
         if route.permission is not None:
             authorize(ctx, route.permission)
         if route.body is not None:
             limit = max_body or resources.config.server.max_body_bytes
             ctx.body = route.body.validate(await read_json(req, limit))
-        write_success(resp, route, await route.handler(req, ctx, **params))
+            if limits is not None and limits.needs_body:
+                await limits.enforce(resp, ctx)
+        if route.query is not None:
+            ctx.query = route.query.validate_query(req.params)
+        result = await call_handler(req, resp, ctx, params)
+        write_success(resp, route, result, if_none_match=req.get_header("If-None-Match"))
 
     respond.__name__ = f"on_{route.method.lower()}"
     return respond

@@ -12,3 +12,5 @@ class Reply:
     message: str = "OK"
     status: int | None = None  # None: the route's declared status
     headers: dict[str, str] = field(default_factory=dict)
+    # Set: `data` is a finished body (bytes) of this media type, sent without the envelope.
+    media_type: str | None = None

@@ -11,25 +11,35 @@ import valkey.asyncio as valkey_asyncio
 from runtime.auth.jwks import JwksCache
 from runtime.auth.revocation import RevocationList
 from runtime.auth.tokens import TokenVerifier
-from runtime.backends.client import Backends
+from runtime.backends.client import Backends, CallPolicy
+from runtime.backends.health import HealthMonitor, grpc_health_check
+from runtime.cache import Cache
 from runtime.config import Config
 from runtime.rbac import Policy
+from runtime.security.ratelimit import RateLimiter
 
 
 class Resources:
     def __init__(self, config: Config) -> None:
         self.config = config
         r = config.redis
+        # A blocking pool: past pool_size, a request waits (up to the timeout) for a free
+        # connection instead of failing at once with "Too many connections".
         self.valkey = valkey_asyncio.Valkey(
-            host=r.host,
-            port=r.port,
-            db=r.db,
-            password=r.password or None,
-            socket_timeout=r.timeout,
-            socket_connect_timeout=r.timeout,
-            max_connections=r.pool_size,
+            connection_pool=valkey_asyncio.BlockingConnectionPool(
+                host=r.host,
+                port=r.port,
+                db=r.db,
+                password=r.password or None,
+                socket_timeout=r.timeout,
+                socket_connect_timeout=r.timeout,
+                max_connections=r.pool_size,
+                timeout=r.timeout,
+            )
         )
-        self.backends = Backends(dict(config.grpc.services), timeout=config.grpc.timeout)
+        self.backends = Backends(dict(config.grpc.services), CallPolicy.from_config(config.grpc))
+        checks = {name: grpc_health_check(c.channel) for name, c in self.backends.clients.items()}
+        self.health = HealthMonitor({**checks, "valkey": self.valkey.ping}, config.grpc.health_interval)
         j = config.jwt
         self.jwks = JwksCache(
             j.jwks_url,
@@ -45,9 +55,20 @@ class Resources:
             leeway=j.leeway,
             cache_size=j.token_cache_size,
         )
-        self.revocations = RevocationList(self.valkey, r.key_prefix)
+        self.revocations = RevocationList(self.valkey, r.key_prefix, leeway=j.leeway)
         self.policy = Policy(config.rbac.roles)
+        self.cache = Cache(self.valkey, r.key_prefix, config.cache.policies) if config.cache.enabled else None
+        self.limiter = RateLimiter(self.valkey) if config.rate_limits.enabled else None
+
+    async def start(self) -> None:
+        """Background work of the worker; call once its event loop runs (the lifespan)."""
+        await self.health.start()
+        self.jwks.start()
+        self.revocations.start()
 
     async def close(self) -> None:
+        await self.revocations.close()
+        await self.jwks.close()
+        await self.health.stop()
         await self.backends.close()
         await self.valkey.aclose()

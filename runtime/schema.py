@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Callable, Mapping
 
 from runtime.errors import ValidationFailed
@@ -18,8 +19,10 @@ from runtime.errors import ValidationFailed
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
 _DECIMAL = re.compile(r"^-?\d{1,18}(?:\.\d{1,6})?$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
-_JSON_TYPES = {str: "string", int: "integer", bool: "boolean", float: "number", list: "array"}
+_JSON_TYPES = {str: "string", int: "integer", bool: "boolean", float: "number", list: "array", dict: "object"}
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,9 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[Any, ...] | None = None
-    format: str | None = None  # "email", "domain", "decimal"
+    format: str | None = None  # "email", "domain", "decimal", "currency", "date"
     items: "Field | None" = None  # element schema of a list
+    properties: "Body | None" = None  # schema of a nested object (type dict), e.g. money
     doc: str = ""
 
     def check(self, value: Any) -> str | None:
@@ -64,6 +68,15 @@ class Field:
             return "must be a valid domain name such as example.com"
         if self.format == "decimal" and not _DECIMAL.match(value):
             return "must be a decimal number as a string, such as \"120.50\""
+        if self.format == "currency" and not _CURRENCY.match(value):
+            return "must be a three-letter ISO 4217 currency code such as EUR"
+        if self.format == "date" and not _is_date(value):
+            return "must be a date as YYYY-MM-DD"
+        if self.properties is not None:
+            try:
+                self.properties.validate(value)
+            except ValidationFailed as exc:  # one line per inner field, named: "amount: currency must be ..."
+                return "; ".join(f"{name} {problem}" for name, found in (exc.errors or {}).items() for problem in found)
         if self.items is not None:
             for i, item in enumerate(value):
                 problem = self.items.check(item)
@@ -85,8 +98,12 @@ class Field:
             doc["maximum"] = self.maximum
         if self.choices is not None:
             doc["enum"] = list(self.choices)
-        if self.format in ("email",):
+        if self.format in ("email", "date"):
             doc["format"] = self.format
+        elif self.format in _PATTERNS:  # so generated clients and fuzzers know the shape too
+            doc["pattern"] = _PATTERNS[self.format].pattern
+        if self.properties is not None:
+            doc.update(self.properties.json_schema())
         if self.items is not None:
             doc["items"] = self.items.json_schema()
         if self.doc:
@@ -94,6 +111,16 @@ class Field:
         if not self.required and self.default is not None:
             doc["default"] = self.default
         return doc
+
+
+_PATTERNS = {"decimal": _DECIMAL, "currency": _CURRENCY}
+
+
+def _is_date(value: str) -> bool:
+    try:
+        return bool(_DATE.match(value)) and bool(date.fromisoformat(value))
+    except ValueError:
+        return False
 
 
 def _article(word: str) -> str:
@@ -156,6 +183,22 @@ class Body:
         if errors:
             raise ValidationFailed(errors=errors)
         return clean
+
+    def validate_query(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate query-string parameters: numbers and flags arrive as text, so parse them first.
+
+        A repeated parameter arrives as a list and fails its type check, naming the parameter.
+        """
+        data = dict(params)
+        for name, value in data.items():
+            spec = self.fields.get(name)
+            if spec is None or not isinstance(value, str):
+                continue
+            if spec.type is int and re.fullmatch(r"-?\d{1,18}", value):
+                data[name] = int(value)
+            elif spec.type is bool and value in ("true", "false"):
+                data[name] = value == "true"
+        return self.validate(data)
 
     def json_schema(self) -> dict[str, Any]:
         doc: dict[str, Any] = {

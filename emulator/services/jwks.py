@@ -34,6 +34,10 @@ class JwksServer:
         self.host, self.port = host, self._server.sockets[0].getsockname()[1]
         return self.url
 
+    async def resume(self) -> str:
+        """Listen again on the port ``stop`` released: the JWKS host coming back."""
+        return await self.start(self.host, self.port)
+
     async def stop(self) -> None:
         if self._server is None:
             return

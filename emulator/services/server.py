@@ -3,44 +3,69 @@
 The servicer objects (and so the data) outlive the server: ``stop()`` then ``start()`` on the
 same port brings the same service back. The interceptor is the single place that sees every
 call of the service; it maps ``ServiceError`` to a status, counts calls (so tests can see
-batching), and is where fault injection will go.
+batching and retries), tracks calls in flight, and injects the service's current ``Fault``
+(emulator.services.faults). ``kill()`` and ``restart()`` take the service off and back on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import random
 from collections import Counter
 from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from emulator.services.faults import NO_FAULT, Fault
 from emulator.services.rpc import ServiceError
+
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()  # full method name -> calls
+        self.fault: Fault = NO_FAULT  # replace at any time; read on every call
+        self.in_flight = 0  # service calls (not health checks) being served now
+        self.random = random.Random()
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler  # health Watch (streaming) passes through untouched
         inner, method = handler.unary_unary, details.method
+        faulty = not method.startswith(HEALTH_PREFIX)  # health stays honest about the process
 
         async def unary(request, context):
             self.calls[method] += 1
-            try:
-                result = inner(request, context)
-                return await result if inspect.isawaitable(result) else result
-            except ServiceError as e:
-                await context.abort(e.code, e.details)
+            if not faulty:
+                return await self._serve(inner, request, context)
+            self.in_flight += 1
+            try:  # a cancelled call (the client's deadline passed) ends here too
+                fault = self.fault
+                if fault.latency:
+                    await asyncio.sleep(fault.latency)
+                if fault.error_rate and self.random.random() < fault.error_rate:
+                    await context.abort(fault.error_code, "injected fault")
+                return await self._serve(inner, request, context)
+            finally:
+                self.in_flight -= 1
 
         return grpc.unary_unary_rpc_method_handler(
             unary,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+    @staticmethod
+    async def _serve(inner, request, context):
+        try:
+            result = inner(request, context)
+            return await result if inspect.isawaitable(result) else result
+        except ServiceError as e:
+            await context.abort(e.code, e.details)
 
 
 class ServiceServer:
@@ -82,3 +107,15 @@ class ServiceServer:
         await self._health.enter_graceful_shutdown()  # NOT_SERVING while draining
         await self._server.stop(grace)
         self._server = self._health = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def kill(self) -> None:
+        """Stop at once: calls in flight are cancelled, the port refuses connections."""
+        await self.stop(0)
+
+    async def restart(self) -> str:
+        """Back on the same port, with the same data (and the same fault, if any)."""
+        return await self.start(self.host, self.port)

@@ -13,7 +13,7 @@ LOGIN = Body(
 )
 
 
-@endpoint("POST", "/api/v1/auth/login", auth=False, body=LOGIN)
+@endpoint("POST", "/api/v1/auth/login", auth=False, body=LOGIN, rate_limit="login")
 async def login(req, ctx):
     """Sign in with email and password; returns an access and a refresh token."""
     body = ctx.body

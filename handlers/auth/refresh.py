@@ -6,7 +6,8 @@ from runtime.schema import Body, Field
 REFRESH = Body("RefreshRequest", {"refresh_token": Field(str, min_length=1, max_length=512)})
 
 
-@endpoint("POST", "/api/v1/auth/refresh", auth=False, body=REFRESH)
+# A refresh token is short: 4 KiB is ample, and anything bigger is not a client of ours.
+@endpoint("POST", "/api/v1/auth/refresh", auth=False, body=REFRESH, max_body_bytes=4096)
 async def refresh(req, ctx):
     """Trade a refresh token for a new token pair; the old refresh token is spent."""
     tokens = await ctx.backends.auth.RefreshToken(

@@ -1,9 +1,19 @@
 """The signing keys of the auth service, fetched from its JWKS and cached.
 
-- Keys are refreshed after `cache_duration`; a failed refresh keeps the keys we have, so
-  tokens signed by known keys keep working while the JWKS host is down.
-- An unknown `kid` triggers a refetch at most once per `refetch_interval`, however many
-  tokens with random `kid`s arrive: one fetch in flight, the rest wait for it or are refused.
+Every fetch, whatever asked for it, is gated by one clock: at most one per
+`refetch_interval` (one per `empty_retry` while we hold no key at all, so a gateway that
+started before the auth service recovers quickly; with no keys nothing can be verified, so
+there is nothing to protect). One fetch is in flight at a time; whoever asks meanwhile
+waits for that one (no thundering herd).
+
+- Known `kid`: answered from memory, always. Once keys are older than `cache_duration`
+  a refresh starts in the background (stale-while-revalidate); if it fails we keep the
+  keys we have (stale-while-error), so known keys keep working while the JWKS host is down.
+- Unknown `kid` (a rotation, or garbage): waits for a refetch only if the gate allows one,
+  else is refused at once. A flood of random `kid`s therefore costs at most one fetch per
+  interval, through this path and the staleness path alike.
+- A successful fetch replaces the key set: a key the auth service stops publishing stops
+  verifying new tokens (already-verified tokens stay cached until they expire).
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ log = logging.getLogger("gateway.jwks")
 _KTY_FOR_ALG = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 _MAX_JWKS_BYTES = 256 * 1024
 
+Fetch = Callable[[str, float], dict[str, Any]]
+
 
 def fetch_jwks(url: str, timeout: float) -> dict[str, Any]:
     """Blocking fetch; run in a thread. Only http(s) URLs from configuration reach here."""
@@ -40,58 +52,83 @@ class JwksCache:
         cache_duration: float,
         refetch_interval: float,
         timeout: float = 5.0,
-        fetch: Callable[[str, float], dict[str, Any]] = fetch_jwks,
+        empty_retry: float = 1.0,
+        fetch: Fetch = fetch_jwks,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.algorithms = algorithms
         self.cache_duration = cache_duration
         self.refetch_interval = refetch_interval
         self.timeout = timeout
+        self.empty_retry = min(empty_retry, refetch_interval)
         self._fetch = fetch
+        self._clock = clock
+        self._kty = {_KTY_FOR_ALG[a[:2]] for a in algorithms}
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")  # last successful fetch
-        self._attempted_at = float("-inf")  # last attempt, successful or not
-        self._lock = asyncio.Lock()
+        self._attempted_at = float("-inf")  # last fetch started, successful or not
+        self._inflight: asyncio.Task | None = None
         self.fetches = 0
 
     @property
     def kids(self) -> tuple[str, ...]:
         return tuple(self._keys)
 
+    def start(self) -> None:
+        """Fetch in the background now, so the first request does not pay for it."""
+        self._refresh_if_allowed()
+
+    async def close(self) -> None:
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            task.cancel()
+
     async def key(self, kid: str) -> jwt.PyJWK | None:
-        now = time.monotonic()
-        stale = now - self._fetched_at > self.cache_duration
-        if kid in self._keys and not stale:
-            return self._keys[kid]
-        # Unknown kid or stale keys: refresh, but never more often than refetch_interval.
-        if now - self._attempted_at >= self.refetch_interval or (stale and not self._keys):
-            await self._refresh(now)
+        key = self._keys.get(kid)
+        if key is not None:
+            if self._clock() - self._fetched_at > self.cache_duration:
+                self._refresh_if_allowed()  # not awaited: the known key answers now
+            return key
+        task = self._refresh_if_allowed() or self._inflight
+        if task is not None:
+            await asyncio.shield(task)  # a cancelled request must not cancel the shared fetch
         return self._keys.get(kid)
 
-    async def _refresh(self, asked_at: float) -> None:
-        async with self._lock:
-            if self._attempted_at >= asked_at:
-                return  # someone refreshed while we waited for the lock
-            self._attempted_at = time.monotonic()
-            self.fetches += 1
-            try:
-                document = await asyncio.to_thread(self._fetch, self.url, self.timeout)
-                keys = self._parse(document)
-            except Exception as exc:  # network, JSON or shape: keep the keys we have
-                log.warning("jwks refresh failed", extra={"url": self.url, "error": str(exc)[:200]})
-                return
+    def _refresh_if_allowed(self) -> asyncio.Task | None:
+        """Start a fetch if none is in flight and the gate allows one; the task, or None."""
+        if self._inflight is not None:
+            return None
+        now = self._clock()
+        gap = self.refetch_interval if self._keys else self.empty_retry
+        if now - self._attempted_at < gap:
+            return None
+        self._attempted_at = now
+        self._inflight = asyncio.get_running_loop().create_task(self._refresh())
+        return self._inflight
+
+    async def _refresh(self) -> None:
+        self.fetches += 1
+        try:
+            document = await asyncio.to_thread(self._fetch, self.url, self.timeout)
+            keys = self._parse(document)
+        except Exception as exc:  # network, JSON or shape: keep the keys we have
+            log.warning("jwks refresh failed", extra={"url": self.url, "error": str(exc)[:200]})
+        else:
             self._keys = keys
-            self._fetched_at = time.monotonic()
+            self._fetched_at = self._clock()
+        finally:
+            self._inflight = None
 
     def _parse(self, document: dict[str, Any]) -> dict[str, jwt.PyJWK]:
         keys: dict[str, jwt.PyJWK] = {}
         for entry in document.get("keys", []):
-            kid, alg, kty = entry.get("kid"), entry.get("alg"), entry.get("kty")
+            if not isinstance(entry, dict):
+                continue
+            kid, alg = entry.get("kid"), entry.get("alg")
             if not isinstance(kid, str) or entry.get("use", "sig") != "sig":
                 continue
-            if alg is not None and alg not in self.algorithms:
-                continue
-            if kty not in {_KTY_FOR_ALG[a[:2]] for a in self.algorithms}:
+            if (alg is not None and alg not in self.algorithms) or entry.get("kty") not in self._kty:
                 continue
             try:
                 keys[kid] = jwt.PyJWK(entry)

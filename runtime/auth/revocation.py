@@ -1,46 +1,223 @@
 """Revoked access tokens, shared by every gateway instance through Valkey.
 
-A revoked `jti` is stored with an expiry equal to the token's own, so the list never grows
-past the tokens still alive. When Valkey is unreachable we fall back to what this worker
-revoked itself (fail open for others' revocations, and say so in the logs), because
-refusing every request while Valkey is down would turn a cache outage into a full outage.
+Storage: `{prefix}revoked:{jti}` holds the moment the token stops being acceptable (its
+`exp` plus the verifier's leeway) and expires then, so Valkey holds only tokens still alive.
+
+Checking costs no Valkey round trip on the common path. Each worker keeps a local map
+jti -> expiry, fed by pub/sub: `revoke` writes the key and publishes on `{prefix}revocations`
+in one pipelined round trip, and every worker of every instance adds the jti as the message
+arrives (milliseconds). Pub/sub is fire-and-forget, so the local map is trusted only while
+it is known to be complete ("synced"):
+
+1. subscribe, and wait for Valkey to confirm the subscription;
+2. reload every revocation with SCAN + MGET (anything revoked from now on arrives as a
+   message, anything before is in the keys: no gap);
+3. synced: `is_revoked` answers from memory.
+
+While not synced (starting, feed lost, Valkey restarted, local map over its cap),
+`is_revoked` falls back to one `EXISTS` per request: correct, one round trip slower. A dead
+feed is noticed by a read error or by a missed heartbeat PING, then resubscribed and
+reloaded; a subscription the client re-established on its own shows up as a new subscribe
+confirmation, which triggers the reload too.
+
+If Valkey itself is unreachable the fallback fails open (only revocations this worker
+already knows are refused), and says so in the logs: refusing every request while the cache
+is down would turn a cache outage into a full outage.
+
+Bounded memory: entries leave the local map when their token expires (a heap ordered by
+expiry), and the map holds at most `max_local` entries; past that it stops being trusted as
+complete (EXISTS again) until expiries bring it back under half the cap and a reload fits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import heapq
 import logging
+import math
 import time
+from typing import Callable
 
-from valkey.asyncio import Valkey
+from valkey.asyncio import ConnectionPool, Valkey
 from valkey.exceptions import ValkeyError
 
 log = logging.getLogger("gateway.revocation")
 
+_GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+_UNKNOWN_EXPIRY = 3600.0  # a key whose value we cannot read: keep it an hour (too long is safe)
+
 
 class RevocationList:
-    def __init__(self, valkey: Valkey, prefix: str) -> None:
+    def __init__(
+        self,
+        valkey: Valkey,
+        prefix: str,
+        *,
+        leeway: float = 0.0,
+        max_local: int = 100_000,
+        heartbeat: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.valkey = valkey
         self.prefix = prefix + "revoked:"
-        self._local: dict[str, float] = {}  # jti -> expires_at, for when Valkey is down
+        self.channel = prefix + "revocations"
+        self.leeway = leeway
+        self.max_local = max_local
+        self.heartbeat = heartbeat
+        self._clock = clock
+        self._local: dict[str, float] = {}  # jti -> when the token stops being acceptable
+        self._expiries: list[tuple[float, str]] = []  # heap of (until, jti) for forgetting
+        self._subscribed = False  # subscription confirmed and the keys reloaded since
+        self._overflow = False  # a revocation did not fit under max_local
+        self._task: asyncio.Task | None = None
 
-    async def revoke(self, token_id: str, expires_at: float) -> None:
-        self._forget_expired()
-        self._local[token_id] = expires_at
-        ttl = max(1, int(expires_at - time.time()) + 1)
-        try:
-            await self.valkey.set(self.prefix + token_id, b"1", ex=ttl)
-        except (ValkeyError, OSError) as exc:
-            log.warning("revocation not shared: valkey unavailable", extra={"error": str(exc)[:200]})
+    @property
+    def synced(self) -> bool:
+        """True when the local map holds every live revocation: no round trip per check."""
+        return self._subscribed and not self._overflow
+
+    def __len__(self) -> int:
+        return len(self._local)
+
+    # -- the request path -------------------------------------------------------------------
 
     async def is_revoked(self, token_id: str) -> bool:
         if token_id in self._local:
             return True
+        if self.synced:
+            return False
         try:
             return bool(await self.valkey.exists(self.prefix + token_id))
         except (ValkeyError, OSError):
             return False
 
+    async def revoke(self, token_id: str, expires_at: float) -> None:
+        until = expires_at + self.leeway  # the verifier accepts a token until exp + leeway
+        self._remember(token_id, until)
+        ttl = max(1, math.ceil(until - self._clock()))
+        try:
+            async with self.valkey.pipeline(transaction=False) as pipe:
+                pipe.set(self.prefix + token_id, repr(until), ex=ttl)
+                pipe.publish(self.channel, f"{token_id} {until!r}")
+                await pipe.execute()
+        except (ValkeyError, OSError) as exc:
+            log.warning("revocation not shared: valkey unavailable", extra={"error": str(exc)[:200]})
+
+    # -- the local map ----------------------------------------------------------------------
+
+    def _remember(self, token_id: str, until: float) -> None:
+        self._forget_expired()
+        if until <= self._clock() or token_id in self._local:
+            return
+        if len(self._local) >= self.max_local:
+            if not self._overflow:
+                log.warning("revocation map full: checking valkey per request", extra={"size": len(self._local)})
+            self._overflow = True
+            return
+        self._local[token_id] = until
+        heapq.heappush(self._expiries, (until, token_id))
+
     def _forget_expired(self) -> None:
-        now = time.time()
-        for jti in [j for j, exp in self._local.items() if exp < now]:
-            del self._local[jti]
+        now, heap = self._clock(), self._expiries
+        while heap and heap[0][0] <= now:
+            _, jti = heapq.heappop(heap)
+            self._local.pop(jti, None)
+
+    # -- following the feed ----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._follow())
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _follow(self) -> None:
+        """Subscribe, reload, apply messages; on any failure resubscribe with backoff."""
+        # A connection of its own: a subscribed connection can run nothing else, and it
+        # must not hold one of the request pool's connections for the worker's lifetime.
+        shared = self.valkey.connection_pool
+        pool = ConnectionPool(connection_class=shared.connection_class, max_connections=2,
+                              **shared.connection_kwargs)
+        feed = Valkey(connection_pool=pool)
+        backoff = 0.1
+        try:
+            while True:
+                pubsub = feed.pubsub()
+                try:
+                    await pubsub.subscribe(self.channel)
+                    await self._listen(pubsub)
+                except Exception as exc:  # connection, timeout, protocol: start over
+                    if self._subscribed:
+                        log.warning("revocation feed lost: checking valkey per request",
+                                    extra={"error": str(exc)[:200]})
+                    backoff = 0.1 if self._subscribed else min(backoff * 2, 2.0)
+                finally:
+                    self._subscribed = False
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                await asyncio.sleep(backoff)
+        finally:
+            with contextlib.suppress(Exception):
+                await feed.aclose()
+                await pool.aclose()
+
+    async def _listen(self, pubsub) -> None:
+        loop = asyncio.get_running_loop()
+        last_ping = last_heard = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=min(1.0, self.heartbeat))
+            now = loop.time()
+            if message is not None:
+                last_heard = now
+                kind = message["type"]
+                if kind == "message":
+                    self._apply(message["data"])
+                elif kind == "subscribe":
+                    # First subscription, or the client resubscribed after a reconnect:
+                    # what was published meanwhile is lost, so reload it all from the keys.
+                    self._subscribed = False
+                    await self._reload()
+                    self._subscribed = True
+            if now - last_ping >= self.heartbeat:
+                if now - last_heard > 2 * self.heartbeat:
+                    raise ConnectionError("revocation feed silent: no answer to PING")
+                await pubsub.ping()
+                last_ping = now
+                self._forget_expired()
+                if self._overflow and len(self._local) < self.max_local // 2:
+                    await self._reload()
+
+    def _apply(self, data: bytes) -> None:
+        jti, _, until = data.decode("utf-8", "replace").rpartition(" ")
+        try:
+            self._remember(jti, float(until))
+        except ValueError:
+            log.warning("malformed revocation message ignored")
+
+    async def _reload(self) -> None:
+        self._overflow = False  # a full reload that fits makes the map complete again
+        batch: list[bytes] = []
+        async for key in self.valkey.scan_iter(match=self.prefix.translate(_GLOB) + "*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                await self._load(batch)
+                batch = []
+        if batch:
+            await self._load(batch)
+
+    async def _load(self, keys: list[bytes]) -> None:
+        now = self._clock()
+        for key, value in zip(keys, await self.valkey.mget(keys)):
+            if value is None:
+                continue  # expired between SCAN and MGET
+            try:
+                until = float(value)
+            except ValueError:
+                until = now + _UNKNOWN_EXPIRY
+            self._remember(key.decode("utf-8", "replace")[len(self.prefix):], until)

@@ -31,9 +31,10 @@ CHANNEL_OPTIONS = [
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    # Reconnect quickly after a backend restarts instead of backing off for up to 2 minutes.
+    # Reconnect quickly after a backend restarts instead of backing off for up to 2 minutes:
+    # a restarted backend is found within about a second, about one breaker cool-down.
     ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 2_000),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
     # Retries are ours (runtime.backends.client), with a budget; don't stack gRPC's on top.
     ("grpc.enable_retries", 0),
 ]

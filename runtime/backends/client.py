@@ -1,46 +1,129 @@
-"""Calling a backend: deadline, metadata and status mapping on every call.
+"""Calling a backend: deadline, metadata, retries, circuit breaker and status mapping.
 
 `ctx.backends.crm.GetCustomer(request)` calls through a `BoundService`, which knows the
-request it serves: its deadline bounds the call, and its request id and caller travel as
-metadata. Retries and the circuit breaker wrap `ServiceClient.call` (issue: backends).
+request it serves: its deadline bounds the call (every attempt and every backoff), and its
+request id, caller and trace context travel as metadata. `ServiceClient.call` retries
+idempotent calls within the backend's retry budget (runtime.backends.retry); each attempt
+passes the backend's circuit breaker (runtime.backends.breaker).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import grpc
+from opentelemetry import propagate, trace
 
+from runtime.backends.breaker import CircuitBreaker, CircuitOpen
 from runtime.backends.channels import STUBS, open_channel
-from runtime.backends.status import to_api_error
+from runtime.backends.retry import RETRYABLE_CODES, RetryBudget, backoff, is_idempotent
+from runtime.backends.status import BREAKER_CODES, to_api_error
 from runtime.errors import BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
     from runtime.context import Context
 
 
-class ServiceClient:
-    """One backend service: its channel, its stub, its configured timeout."""
+@dataclass(frozen=True)
+class CallPolicy:
+    """How every backend is called; from the `grpc` config section."""
 
-    def __init__(self, name: str, target: str, timeout: float) -> None:
+    timeout: float = 30.0
+    max_retries: int = 3
+    backoff_base: float = 0.05
+    backoff_max: float = 1.0
+    budget_ratio: float = 0.2
+    budget_floor: int = 10
+    failure_threshold: int = 5
+    cooldown: float = 5.0
+    half_open_probes: int = 1
+
+    @classmethod
+    def from_config(cls, grpc_config: Any) -> "CallPolicy":
+        r, b = grpc_config.retry, grpc_config.breaker
+        return cls(grpc_config.timeout, grpc_config.max_retry, r.backoff_base, r.backoff_max,
+                   r.budget_ratio, r.budget_floor, b.failure_threshold, b.cooldown, b.half_open_probes)
+
+
+class ServiceClient:
+    """One backend service: its channel and stub, its breaker and retry budget."""
+
+    def __init__(self, name: str, target: str, policy: CallPolicy) -> None:
         self.name = name
         self.target = target
-        self.timeout = timeout
+        self.policy = policy
+        self.timeout = policy.timeout
         self.channel = open_channel(target)
         self.stub = STUBS[name](self.channel)
+        self.breaker = CircuitBreaker(policy.failure_threshold, policy.cooldown, policy.half_open_probes)
+        self.budget = RetryBudget(policy.budget_ratio, policy.budget_floor)
+        self.in_flight = 0  # calls in progress, retries and backoffs included
 
     async def call(self, method: str, request: Any, *, deadline: float, metadata: tuple) -> Any:
+        rpc: Callable = getattr(self.stub, method)
+        retryable = is_idempotent(method)
+        self.budget.deposit()
+        self.in_flight += 1
+        try:
+            attempt = 0
+            while True:
+                try:
+                    return await self._attempt(rpc, request, deadline, metadata)
+                except grpc.aio.AioRpcError as exc:
+                    attempt += 1
+                    delay = self._retry_delay(retryable, exc.code(), attempt, deadline)
+                    if delay is None:
+                        raise to_api_error(exc.code(), exc.details()) from None
+                    await asyncio.sleep(delay)
+        finally:
+            self.in_flight -= 1
+
+    def _retry_delay(self, retryable: bool, code: grpc.StatusCode, attempt: int, deadline: float) -> float | None:
+        """The backoff before retry number `attempt`, or None when it must not be retried."""
+        p = self.policy
+        if not retryable or code not in RETRYABLE_CODES or attempt > p.max_retries:
+            return None
+        delay = backoff(attempt, p.backoff_base, p.backoff_max)
+        if time.monotonic() + delay >= deadline:  # no time left for another attempt
+            return None
+        return delay if self.budget.withdraw() else None
+
+    async def _attempt(self, rpc: Callable, request: Any, deadline: float, metadata: tuple) -> Any:
         remaining = min(self.timeout, deadline - time.monotonic())
         if remaining <= 0:
             raise BackendTimeout()
-        rpc: Callable = getattr(self.stub, method)
         try:
-            return await rpc(request, timeout=remaining, metadata=metadata)
+            probe = self.breaker.admit()
+        except CircuitOpen as exc:
+            raise BackendUnavailable(headers={"Retry-After": exc.retry_after_header}) from None
+        try:
+            result = await rpc(request, timeout=remaining, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
-            raise to_api_error(exc.code(), exc.details()) from None
-        except grpc.aio.UsageError:
+            if exc.code() in BREAKER_CODES:
+                self.breaker.failure(probe)
+            else:
+                self.breaker.success(probe)  # the backend answered: it is up
+            raise
+        except grpc.aio.UsageError:  # our channel is closed: the worker is shutting down
+            self.breaker.release(probe)
             raise BackendUnavailable() from None
+        except BaseException:  # cancelled by our client: no verdict on the backend
+            self.breaker.release(probe)
+            raise
+        self.breaker.success(probe)
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        """Breaker state and counters, retry budget and in-flight calls, for /ready and metrics."""
+        return {
+            "breaker": self.breaker.snapshot(),
+            "retries": {"spent": self.budget.spent, "denied": self.budget.denied,
+                        "balance": round(self.budget.balance, 2)},
+            "in_flight": self.in_flight,
+        }
 
     async def close(self) -> None:
         await self.channel.close()
@@ -49,12 +132,22 @@ class ServiceClient:
 class Backends:
     """Every backend client of one worker."""
 
-    def __init__(self, services: dict[str, str], timeout: float) -> None:
-        self.clients = {name: ServiceClient(name, target, timeout) for name, target in services.items()}
+    def __init__(self, services: dict[str, str], policy: CallPolicy | None = None) -> None:
+        policy = policy or CallPolicy()
+        self.clients = {name: ServiceClient(name, target, policy) for name, target in services.items()}
 
     async def close(self) -> None:
         for client in self.clients.values():
             await client.close()
+
+
+def trace_metadata() -> tuple[tuple[str, str], ...]:
+    """W3C trace context of the current OpenTelemetry span, if there is one."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return ()
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return tuple(carrier.items())
 
 
 class BoundService:
@@ -64,9 +157,8 @@ class BoundService:
 
     def __getattr__(self, method: str) -> Callable[[Any], Any]:
         async def call(request: Any) -> Any:
-            return await self._client.call(
-                method, request, deadline=self._ctx.deadline, metadata=self._ctx.grpc_metadata()
-            )
+            metadata = self._ctx.grpc_metadata() + trace_metadata()
+            return await self._client.call(method, request, deadline=self._ctx.deadline, metadata=metadata)
 
         return call
 

@@ -38,3 +38,14 @@ def to_api_error(code: grpc.StatusCode, details: str | None) -> errors.ApiError:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return errors.BackendTimeout()
     return errors.BadGateway()
+
+
+# Failures that say the backend is hurting (the circuit breaker counts these). Client
+# errors (NOT_FOUND, INVALID_ARGUMENT, ...) prove the backend is up and answering.
+BREAKER_CODES = frozenset({
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.DATA_LOSS,
+})

@@ -1,0 +1,1 @@
+"""CRM REST resources: one package per collection, one file per endpoint."""

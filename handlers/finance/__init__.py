@@ -1,0 +1,1 @@
+"""FINANCE REST resources: one package per collection, one file per endpoint."""

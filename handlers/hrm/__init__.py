@@ -1,0 +1,1 @@
+"""HRM REST resources: one package per collection, one file per endpoint."""

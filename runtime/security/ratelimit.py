@@ -1,0 +1,183 @@
+"""Rate limiting with GCRA, counted atomically in Valkey, with a per-worker fallback.
+
+Why GCRA (the generic cell rate algorithm) rather than a sliding window: it keeps one small
+value per (policy, subject), the "theoretical arrival time", so memory does not grow with
+the limit as a sliding-window log does, and it is exact where a sliding-window counter
+only approximates. It also allows a burst of up to `limit` requests and then spaces them
+at `window / limit`, and it yields Remaining, Reset and Retry-After without extra reads.
+
+One check is one EVALSHA of one script, whatever the number of policies on the route: the
+script reads the server's clock (so instances with skewed clocks share one budget), admits
+the request only if every policy admits it, and a refused request consumes nothing.
+
+While Valkey is unreachable the same algorithm runs in process memory (per worker, so the
+effective limit is multiplied by the number of workers and instances); Valkey is tried
+again after `RETRY_SHARED_AFTER` seconds, so an outage costs one failed call per interval,
+not one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from valkey.asyncio import Valkey
+from valkey.exceptions import ValkeyError
+
+log = logging.getLogger("gateway.ratelimit")
+
+RETRY_SHARED_AFTER = 1.0
+LOCAL_MAX_KEYS = 100_000  # past this, expired entries are swept on the next check
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    limit: int
+    window: float  # seconds
+    key: str  # "user" | "ip" | "email_ip"
+
+    @property
+    def interval(self) -> float:
+        """Seconds each request adds to the arrival time (the emission interval)."""
+        return self.window / self.limit
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One policy's view of one request; times in seconds from now."""
+
+    policy: Policy
+    allowed: bool
+    remaining: int
+    reset: float  # until the whole budget is back
+    retry_after: float  # until a refused request would be admitted; 0 when allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def tightest(self) -> Outcome:
+        """The outcome the RateLimit-* headers report: the policy nearest exhaustion."""
+        return min(self.outcomes, key=lambda o: (o.allowed, o.remaining, -o.reset))
+
+
+def gcra(tat: float | None, now: float, interval: float, window: float) -> tuple[bool, float, int, float, float]:
+    """One GCRA step: (allowed, new_tat, remaining, reset, retry_after). Mirrored in SCRIPT."""
+    tat = now if tat is None or tat < now else tat
+    new_tat = tat + interval
+    allow_at = new_tat - window
+    if now < allow_at:
+        return False, tat, 0, tat - now, allow_at - now
+    return True, new_tat, int((now - allow_at) / interval + 1e-9), new_tat - now, 0.0
+
+
+# KEYS[i] holds one GCRA arrival time in microseconds; ARGV[2i-1], ARGV[2i] are that
+# policy's interval and window in microseconds. Returns {allowed, then per key: remaining,
+# reset, retry_after (microseconds)}. "%.0f" keeps every digit (tostring would round to 14).
+SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local allowed, out, tats = 1, {0}, {}
+for i, key in ipairs(KEYS) do
+  local interval, window = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - window
+  local n = 3 * i - 1
+  if now < allow_at then
+    allowed = 0
+    out[n], out[n + 1], out[n + 2] = 0, tat - now, allow_at - now
+  else
+    tats[i] = new_tat
+    out[n], out[n + 1], out[n + 2] = math.floor((now - allow_at) / interval), new_tat - now, 0
+  end
+end
+if allowed == 1 then
+  for i, key in ipairs(KEYS) do
+    redis.call('SET', key, string.format('%.0f', tats[i]), 'PX', math.max(1, math.ceil((tats[i] - now) / 1000)))
+  end
+end
+out[1] = allowed
+return out
+"""
+
+
+class LocalLimiter:
+    """The same algorithm in this worker's memory, for when Valkey is unreachable."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self.clock = clock
+        self._tats: dict[str, float] = {}
+
+    def check(self, rules: Sequence[tuple[Policy, str]]) -> Decision:
+        now = self.clock()
+        if len(self._tats) > LOCAL_MAX_KEYS:
+            self._tats = {k: t for k, t in self._tats.items() if t > now}
+        steps = [(key, policy, gcra(self._tats.get(key), now, policy.interval, policy.window)) for policy, key in rules]
+        allowed = all(step[0] for _, _, step in steps)
+        if allowed:
+            for key, _, step in steps:
+                self._tats[key] = step[1]
+        return Decision(allowed, tuple(Outcome(p, s[0], s[2], s[3], s[4]) for _, p, s in steps))
+
+
+class RateLimiter:
+    """Checks (policy, key) pairs against Valkey in one round trip; falls back to local."""
+
+    def __init__(self, valkey: Valkey, local: LocalLimiter | None = None) -> None:
+        self.script = valkey.register_script(SCRIPT)
+        self.local = local or LocalLimiter()
+        self._shared_after = 0.0  # monotonic time before which Valkey is not tried again
+
+    @property
+    def shared(self) -> bool:
+        """False while the last attempt to reach Valkey failed (the local limiter is counting)."""
+        return self._shared_after == 0.0
+
+    async def check(self, rules: Sequence[tuple[Policy, str]]) -> Decision:
+        if time.monotonic() >= self._shared_after:
+            args: list[int] = []
+            for policy, _ in rules:
+                args += (round(policy.interval * 1e6), round(policy.window * 1e6))
+            try:
+                answer = await self.script(keys=[key for _, key in rules], args=args)
+            except (ValkeyError, OSError, asyncio.TimeoutError) as exc:
+                if self.shared:
+                    log.warning("rate limits counted per worker: valkey unavailable", extra={"error": str(exc)[:200]})
+                self._shared_after = time.monotonic() + RETRY_SHARED_AFTER
+            else:
+                if not self.shared:
+                    log.warning("rate limits shared again: valkey is back")
+                self._shared_after = 0.0
+                return _decision(rules, answer)
+        return self.local.check(rules)
+
+
+def _decision(rules: Sequence[tuple[Policy, str]], answer: list[int]) -> Decision:
+    outcomes = []
+    for i, (policy, _) in enumerate(rules):
+        remaining, reset, retry = answer[1 + 3 * i: 4 + 3 * i]
+        outcomes.append(Outcome(policy, retry == 0, int(remaining), reset / 1e6, retry / 1e6))
+    return Decision(bool(answer[0]), tuple(outcomes))
+
+
+def headers(decision: Decision) -> dict[str, str]:
+    """RateLimit-* (draft-ietf-httpapi-ratelimit-headers) and, when refused, Retry-After."""
+    o = decision.tightest
+    out = {
+        "RateLimit-Limit": str(o.policy.limit),
+        "RateLimit-Remaining": str(o.remaining),
+        "RateLimit-Reset": str(math.ceil(o.reset)),
+    }
+    if not decision.allowed:
+        out["Retry-After"] = str(max(1, math.ceil(max(x.retry_after for x in decision.outcomes))))
+    return out

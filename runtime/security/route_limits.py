@@ -1,0 +1,77 @@
+"""Which rate-limit policies one route counts against, and the pipeline stage that checks them.
+
+Every route counts against `user` when the caller is signed in, else `anonymous` (per
+client IP); `rate_limit="name"` adds a named policy, `rate_limit=False` exempts the route.
+All of a route's policies are checked in one call (one Valkey round trip). A policy keyed
+on the body (`email_ip`) needs the validated body, so on such a route the whole check runs
+after body validation instead of after authentication.
+
+Everything that can be wrong with a route's declaration is found at start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import falcon.asgi
+
+from runtime.endpoint import RegistryError, Route
+from runtime.errors import RateLimited
+from runtime.security.ratelimit import Policy, headers
+
+if TYPE_CHECKING:
+    from runtime.context import Context
+
+
+def _policy(name: str, config: Any) -> Policy:
+    p = config.policies[name]
+    return Policy(name, p.limit, p.window, p.key)
+
+
+class RouteLimits:
+    def __init__(self, route: Route, config: Any) -> None:
+        """`config` is the `rate_limits` section. Raises RegistryError naming the route."""
+        self.user = _policy("user", config)
+        self.anonymous = _policy("anonymous", config)
+        self.named: Policy | None = None
+        name = route.rate_limit
+        where = f"{route.method} {route.path} ({route.name})"
+        if isinstance(name, str):
+            if name not in config.policies:
+                raise RegistryError(f"{where}: rate_limit {name!r} is not a policy in rate_limits.policies "
+                                    f"(known: {', '.join(config.policies)})")
+            self.named = _policy(name, config)
+            if self.named.key == "user" and route.auth == "none":
+                raise RegistryError(f"{where}: rate_limit {name!r} counts per user but the route has no authentication")
+            if self.named.key == "email_ip" and (route.body is None or "email" not in route.body.fields):
+                raise RegistryError(f"{where}: rate_limit {name!r} counts per email but the body has no `email` field")
+        self.needs_body = self.named is not None and self.named.key == "email_ip"
+
+    @classmethod
+    def for_route(cls, route: Route, config: Any) -> "RouteLimits | None":
+        if route.rate_limit is False or not config.rate_limits.enabled:
+            return None
+        return cls(route, config.rate_limits)
+
+    def _subject(self, kind: str, ctx: "Context") -> str:
+        if kind == "user" and ctx.principal is not None:
+            return "u:" + ctx.principal.user_id
+        if kind == "email_ip":
+            email = str((ctx.body or {}).get("email", "")).strip().lower()
+            # Hashed: no addresses in Valkey keys, and a bounded key length.
+            return f"e:{hashlib.sha256(email.encode()).hexdigest()[:32]}:{ctx.client_ip}"
+        return "ip:" + ctx.client_ip
+
+    async def enforce(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
+        prefix = ctx.resources.config.redis.key_prefix + "rl:"
+        default = self.user if ctx.principal is not None else self.anonymous
+        rules = [(default, f"{prefix}{default.name}:{self._subject(default.key, ctx)}")]
+        if self.named is not None and self.named.name != default.name:
+            rules.append((self.named, f"{prefix}{self.named.name}:{self._subject(self.named.key, ctx)}"))
+        decision = await ctx.resources.limiter.check(rules)
+        answer = headers(decision)
+        if not decision.allowed:
+            raise RateLimited(headers=answer)
+        for name, value in answer.items():
+            resp.set_header(name, value)
