@@ -109,7 +109,12 @@ class Cache:
                 self.stats[f"{policy}:hit"] += 1
                 return orjson.loads(entry), True
         self.stats[f"{policy}:miss"] += 1
-        data = await load()
+        try:
+            data = await load()
+        except BaseException:
+            if locked:  # let the next reader load at once instead of waiting out our lock
+                await self._release(key + _LOCK)
+            raise
         try:
             async with self.valkey.pipeline(transaction=False) as pipe:
                 pipe.set(key, orjson.dumps(data), ex=max(1, int(self.policies[policy].ttl)))
@@ -118,6 +123,12 @@ class Cache:
         except (ValkeyError, OSError):
             pass  # the answer is still good; the next reader loads again
         return data, False
+
+    async def _release(self, lock: str) -> None:
+        try:
+            await self.valkey.delete(lock)
+        except (ValkeyError, OSError):
+            pass  # it expires by itself
 
     async def _wait_for(self, key: str) -> bytes | None:
         deadline = asyncio.get_running_loop().time() + self.lock_ttl
