@@ -93,3 +93,34 @@ def test_valkey_down_serves_from_backends_and_ready_is_degraded(own_stack):
             assert ready.json()["data"]["dependencies"]["valkey"]["status"] == "down"
         finally:
             stack.stack.valkey.start()
+
+
+def test_writes_through_the_gateway_invalidate_items_and_lists(stack, http):
+    headers = bearer(login(http, "sales-manager@acme.example"))
+    customers = http.get("/api/v1/crm/customers", headers=headers).json()["data"]["items"]
+    item = f"/api/v1/crm/customers/{customers[0]['id']}"
+
+    http.get(item, headers=headers)
+    assert http.get(item, headers=headers).headers["x-cache"] == "HIT"
+    http.get("/api/v1/crm/customers", headers=headers)
+    assert http.get("/api/v1/crm/customers", headers=headers).headers["x-cache"] == "HIT"
+
+    patched = http.patch(item, headers=headers, json={"phone": "+1 555 0100"})
+    assert patched.status_code == 200, patched.text
+    after = http.get(item, headers=headers)
+    assert after.headers["x-cache"] == "MISS"
+    assert after.json()["data"]["phone"] == "+1 555 0100"
+    assert http.get("/api/v1/crm/customers", headers=headers).headers["x-cache"] == "MISS"
+
+    created = http.post("/api/v1/crm/customers", headers=headers, json={"name": "Cache Probe Ltd", "email": "probe@cache.example"})
+    assert created.status_code == 201, created.text
+    listed = http.get("/api/v1/crm/customers", headers=headers, params={"page_size": 100})
+    assert listed.headers["x-cache"] == "MISS"
+    assert created.json()["data"]["id"] in {c["id"] for c in listed.json()["data"]["items"]}
+
+
+def test_query_order_does_not_split_entries(http):
+    headers = bearer(login(http, "sales-manager@acme.example"))
+    http.get("/api/v1/crm/customers?page_size=3&status=active", headers=headers)
+    swapped = http.get("/api/v1/crm/customers?status=active&page_size=3", headers=headers)
+    assert swapped.headers["x-cache"] == "HIT"
