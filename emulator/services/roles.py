@@ -1,12 +1,14 @@
-"""The default role hierarchy and permission catalogue the auth service reports.
+"""The roles and permissions the auth emulator reports: the gateway's shipped policy.
 
-A role inherits every permission of its ``parents`` (the roles directly below it), never the
-reverse. Permissions are ``domain.resource:action``; ``*`` matches any one segment.
+One source of truth (runtime.rbac.DEFAULT_ROLES), so ListRoles never disagrees with what
+the gateway enforces. A role inherits every grant of its `parents` (the roles below it).
 """
 
 from __future__ import annotations
 
-ACTIONS = ("read", "write", "delete")
+from runtime.rbac import DEFAULT_ROLES
+
+ACTIONS = ("read", "create", "update", "delete")
 RESOURCES = {
     "auth": ("users", "organizations", "roles"),
     "crm": ("customers", "contacts", "deals"),
@@ -14,26 +16,17 @@ RESOURCES = {
     "finance": ("accounts", "invoices", "payments"),
 }
 
-PERMISSIONS: tuple[tuple[str, str], ...] = (
-    *((f"{domain}.{resource}:{action}", f"{action.capitalize()} {domain} {resource}")
-      for domain, resources in RESOURCES.items() for resource in resources for action in ACTIONS),
-    ("auth.keys:rotate", "Rotate the token signing key"),
+PERMISSIONS: tuple[tuple[str, str], ...] = tuple(
+    (f"{domain}.{resource}:{action}", f"{action.capitalize()} {domain} {resource}")
+    for domain, resources in RESOURCES.items()
+    for resource in resources
+    for action in ACTIONS
 )
 
-# (name, description, parents, permissions), lowest first.
-ROLES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
-    ("viewer", "Read-only access to customer data", (),
-     ("crm.*:read", "hrm.departments:read", "auth.organizations:read")),
-    ("employee", "Day-to-day work on contacts; sees colleagues", ("viewer",),
-     ("crm.contacts:write", "hrm.employees:read", "auth.users:read")),
-    ("manager", "Manages CRM records; reads HR and finance", ("employee",),
-     ("crm.*:write", "hrm.*:read", "finance.*:read")),
-    ("hr_manager", "Everything in HRM", ("manager",), ("hrm.*:*",)),
-    ("finance_manager", "Everything in finance", ("manager",), ("finance.*:*",)),
-    ("sales_manager", "Everything in CRM", ("manager",), ("crm.*:*",)),
-    ("admin", "Administers one organization", ("hr_manager", "finance_manager", "sales_manager"),
-     ("auth.users:*", "auth.organizations:*", "auth.roles:read")),
-    ("super_admin", "Operates the whole platform", ("admin",), ("*.*:*",)),
+# (name, description, parents, permissions), lowest first as declared.
+ROLES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = tuple(
+    (name, role["description"], tuple(role["parents"]), tuple(role["permissions"]))
+    for name, role in DEFAULT_ROLES.items()
 )
 
-ROLE_NAMES = tuple(name for name, *_ in ROLES)
+ROLE_NAMES = tuple(DEFAULT_ROLES)
