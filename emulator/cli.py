@@ -5,6 +5,7 @@
     gw routes                the handler table
     gw invoke METHOD PATH    one request through the full pipeline, in-process
     gw token                 a development access token from the running auth emulator
+    gw rotate-key            rotate the running auth emulator's signing key
     gw config                the effective configuration and where each value came from
     gw proto                 regenerate proto/ modules
 """
@@ -252,6 +253,34 @@ def token(email: str, password: str | None, config_path: str | None) -> None:
                 click.echo(f"auth service at {config.grpc.services['auth']}: {exc.code().name}: {exc.details()}", err=True)
                 return 1
         click.echo(answer.access_token)
+        return 0
+
+    sys.exit(asyncio.run(run()))
+
+
+@main.command("rotate-key")
+@config_option
+def rotate_key(config_path: str | None) -> None:
+    """Rotate the running auth emulator's signing key; prints the new kid.
+
+    Gateways pick the new key up on its first token (one JWKS refetch); tokens signed by
+    the retired key keep working until they expire."""
+    import grpc
+
+    from proto.erp.auth.v1 import auth_pb2, auth_pb2_grpc
+
+    config = _load(config_path)
+
+    async def run() -> int:
+        async with grpc.aio.insecure_channel(config.grpc.services["auth"]) as channel:
+            try:
+                answer = await auth_pb2_grpc.AuthServiceStub(channel).RotateSigningKey(
+                    auth_pb2.RotateSigningKeyRequest(), timeout=5
+                )
+            except grpc.aio.AioRpcError as exc:
+                click.echo(f"auth service at {config.grpc.services['auth']}: {exc.code().name}: {exc.details()}", err=True)
+                return 1
+        click.echo(answer.kid)
         return 0
 
     sys.exit(asyncio.run(run()))

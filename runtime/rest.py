@@ -95,9 +95,12 @@ class Collection:
     def page(self) -> Page:
         return Page(self.message)
 
+    @cached_property
+    def _pb2(self) -> Any:  # the generated module holding the request messages
+        return importlib.import_module(self.message.__module__)
+
     def _request(self, rpc: str, **values: Any) -> Message:
-        pb2 = importlib.import_module(self.message.__module__)
-        return getattr(pb2, f"{rpc}Request")(**values)
+        return getattr(self._pb2, f"{rpc}Request")(**values)
 
     def _call(self, ctx: Context, rpc: str, request: Message) -> Any:
         return getattr(getattr(ctx.backends, self.service), rpc)(request)

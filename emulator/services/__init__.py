@@ -56,7 +56,11 @@ async def start_backends(host: str = "127.0.0.1", ports: dict[str, int] | None =
     state = await asyncio.to_thread(prepare)
     servers = {"auth": auth.build(state), "crm": crm.build(stores["crm"]),
                "hrm": hrm.build(stores["hrm"]), "finance": finance.build(stores["finance"])}
-    backends = Backends(state, stores, servers, JwksServer(state.jwks))
+
+    def calls() -> dict[str, dict[str, int]]:  # for the JWKS server's /_emulator/stats
+        return {name: dict(server.interceptor.calls) for name, server in servers.items()}
+
+    backends = Backends(state, stores, servers, JwksServer(state.jwks, calls))
     try:
         for name, server in servers.items():
             await server.start(host, ports[name])

@@ -1,7 +1,8 @@
 """The auth service's JWKS over plain HTTP/1.1, on its own port, with no web framework.
 
-It also counts JWKS fetches and reports them at ``/_emulator/stats``, so tests can check over
-HTTP that the gateway caches keys instead of fetching them per request.
+It also counts JWKS fetches and reports them at ``/_emulator/stats``, with every service's
+calls per method, so tests and the bench can check over HTTP what the gateway calls (that it
+caches keys instead of fetching them per request; how many calls its response cache saves).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Al
 
 
 class JwksServer:
-    def __init__(self, jwks: Callable[[], dict]) -> None:
+    def __init__(self, jwks: Callable[[], dict], calls: Callable[[], dict] | None = None) -> None:
         self._jwks = jwks
+        self._calls = calls  # () -> {service: {method: calls}}, shown at STATS_PATH
         self.jwks_fetches = 0
         self.host, self.port = "", 0
         self._server: asyncio.Server | None = None
@@ -33,6 +35,10 @@ class JwksServer:
         self._server = await asyncio.start_server(self._serve, host, port)
         self.host, self.port = host, self._server.sockets[0].getsockname()[1]
         return self.url
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
 
     async def resume(self) -> str:
         """Listen again on the port ``stop`` released: the JWKS host coming back."""
@@ -54,7 +60,8 @@ class JwksServer:
         if method != "GET":
             return 405, {"Allow": "GET"}, orjson.dumps({"error": "method not allowed"})
         if path == STATS_PATH:
-            return 200, {"Cache-Control": "no-store"}, orjson.dumps({"jwks_fetches": self.jwks_fetches})
+            stats = {"jwks_fetches": self.jwks_fetches, "calls": self._calls() if self._calls else {}}
+            return 200, {"Cache-Control": "no-store"}, orjson.dumps(stats)
         self.jwks_fetches += 1
         return 200, {"Cache-Control": "max-age=300"}, orjson.dumps(self._jwks())
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 
 from loadtests.bench import wrk
+from loadtests.bench.mix import print_mix, run_mix
 from loadtests.bench.servers import GATEWAY_ENV, Client, Processes, start_servers
 from loadtests.bench.targets import BASELINE, TARGETS, Target
 
@@ -32,10 +33,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2, help="seconds of unmeasured load per target first")
     p.add_argument("--target", action="append", choices=[t.name for t in TARGETS],
                    help="only these targets (repeatable; default: all)")
+    p.add_argument("--mix-requests", type=int, default=2000,
+                   help="then this many GET/PATCH requests one at a time, counting backend calls (0: skip)")
+    p.add_argument("--mix-hit-rate", type=float, default=0.95, help="the cache hit rate the mix is built for")
+    p.add_argument("--mix-ids", type=int, default=4, help="customers the mix reads in turn")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
     if args.connections < args.threads:
         p.error("--connections must be at least --threads")
+    if not 0 <= args.mix_hit_rate < 1:
+        p.error("--mix-hit-rate must be in [0, 1)")
     return args
 
 
@@ -137,7 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Processes() as processes:
             log(f"starting backends, the gateway and the baseline on Granian ({args.workers} worker(s))")
-            results = Bench(args, start_servers(processes, args.workers)).run(targets)
+            bench = Bench(args, start_servers(processes, args.workers))
+            results = bench.run(targets)
+            mix = None
+            if args.mix_requests > 0:
+                log(f"read/write mix: {args.mix_requests} requests")
+                mix = run_mix(bench.clients["gateway"], bench.clients["emulator"], args.mix_requests,
+                              args.mix_hit_rate, args.mix_ids)
             log("stopping everything")
     except KeyboardInterrupt:
         log("interrupted; everything stopped")
@@ -147,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     print_table(results, args)
+    if mix is not None:
+        print_mix(mix)
     failed = {name: r for name, r in results.items() if r["non_2xx"] or r["errors"]}
     if args.json:
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -156,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": BASELINE.name,
             "ok": not failed,
             "targets": results,
+            "mix": mix,
         }, option=orjson.OPT_INDENT_2))
     if failed:
         log("\n" + "!" * 78)

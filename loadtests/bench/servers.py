@@ -13,6 +13,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from pathlib import Path
 
 import orjson
@@ -20,6 +21,7 @@ import orjson
 from emulator.cli import granian_command
 from emulator.ports import free_port
 from emulator.processes import spawn
+from emulator.services.jwks import JWKS_PATH
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
@@ -129,11 +131,13 @@ def start_granian(processes: Processes, name: str, workers: int, env: dict[str, 
 
 
 def start_servers(processes: Processes, workers: int) -> dict[str, str]:
-    """Base URLs by server name, as targets.Target.server names them."""
+    """Base URLs by server name, as targets.Target.server names them, plus the emulator's
+    JWKS server (its STATS_PATH counts backend calls)."""
     backends = start_backends(processes)
     gateway = start_granian(processes, "gateway", workers, _clean_env(**backends, **GATEWAY_ENV), ready_path="/health")
     hello = start_granian(processes, "hello", workers, _clean_env(), factory=HELLO_FACTORY)
-    return {"gateway": gateway, "hello": hello}
+    emulator = backends["ERP_JWT_JWKS_URL"].removesuffix(JWKS_PATH)
+    return {"gateway": gateway, "hello": hello, "emulator": emulator}
 
 
 class Client:
@@ -148,15 +152,21 @@ class Client:
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 token: str | None = None) -> tuple[int, bytes]:
+        status, _, raw = self.send(method, path, body, token)
+        return status, raw
+
+    def send(self, method: str, path: str, body: bytes | None = None,
+             token: str | None = None) -> tuple[int, Message, bytes]:
+        """Status, response headers and body."""
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=10) as answer:
-                return answer.status, answer.read()
+                return answer.status, answer.headers, answer.read()
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
+            return exc.code, exc.headers, exc.read()
 
     def token(self) -> str:
         if self._token is None or time.monotonic() - self._token_at > self.TOKEN_MAX_AGE:

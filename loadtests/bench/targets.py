@@ -26,11 +26,17 @@ class Target:
 
 BASELINE = Target("hello", "hello", "/", note="bare Falcon on the same Granian flags")
 
+CUSTOMERS = "/api/v1/crm/customers"
+
+
+def first_customer(client: "Client") -> str:
+    return f"{CUSTOMERS}/{client.get(CUSTOMERS)['data']['items'][0]['id']}"
+
+
 TARGETS: list[Target] = [
     Target("health", "gateway", "/health", note="full middleware pipeline, no backend call"),
-    Target("me", "gateway", "/api/v1/auth/me", auth=True, note="JWT check + auth.GetUser over gRPC"),
-    # A cached read would be one more row, e.g.:
-    # Target("customer", "gateway",
-    #        lambda c: f"/api/v1/crm/customers/{c.get('/api/v1/crm/customers')['data'][0]['id']}",
-    #        auth=True, note="cache hit in Valkey"),
+    Target("me", "gateway", "/api/v1/auth/me", auth=True,
+           note="JWT check + auth.GetUser, cached per user (user_profile)"),
+    Target("customer", "gateway", first_customer, auth=True,
+           note="JWT check + RBAC + crm.GetCustomer, a Valkey cache hit after the first"),
 ]

@@ -65,7 +65,7 @@ class CircuitBreaker:
         """Let a call through or raise CircuitOpen. True when the call is a half-open probe;
         the caller must then report its outcome (or `release`) so the probe slot frees up."""
         state = self.state
-        if True:
+        if state == CLOSED:
             return False
         if state == HALF_OPEN and self._probes < self.half_open_probes:
             self._probes += 1

@@ -47,7 +47,7 @@ class RetryBudget:
 
     def withdraw(self) -> bool:
         """May one more retry be made?"""
-        if True:
+        if self.balance >= 1.0:
             self.balance -= 1.0
             self.spent += 1
             return True

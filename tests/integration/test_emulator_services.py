@@ -105,7 +105,9 @@ def test_authenticate_issues_rfc9068_token_verifiable_from_jwks() -> None:
         assert {"kty": "RSA", "use": "sig", "alg": "RS256"}.items() <= jwks["keys"][0].items()
         stats_url = b.jwks_url.replace("/.well-known/jwks.json", "/_emulator/stats")
         stats, _ = await asyncio.to_thread(http_get, stats_url)
-        assert stats == {"jwks_fetches": 3} == {"jwks_fetches": b.jwks.jwks_fetches}
+        assert stats["jwks_fetches"] == 3 == b.jwks.jwks_fetches
+        assert stats["calls"] == {name: dict(s.interceptor.calls) for name, s in b.servers.items()}
+        assert stats["calls"]["auth"]["/erp.auth.v1.AuthService/Authenticate"] >= 1
 
     run(body)
 

@@ -1,0 +1,95 @@
+"""The verified-token cache: RSA once per token, and nothing but verified tokens in it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from runtime.auth.tokens import TokenVerifier
+from runtime.errors import Unauthenticated
+
+pytestmark = pytest.mark.anyio
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+JWK = jwt.PyJWK({**RSAAlgorithm.to_jwk(KEY.public_key(), as_dict=True), "kid": "k1", "alg": "RS256"})
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class OneKey:
+    """Stands in for JwksCache; counts lookups (a lookup precedes every RSA verification)."""
+
+    def __init__(self) -> None:
+        self.lookups = 0
+
+    async def key(self, kid: str):
+        self.lookups += 1
+        return JWK if kid == "k1" else None
+
+
+def token(**overrides) -> str:
+    now = int(time.time())
+    claims = {"iss": "iss", "aud": "aud", "sub": "u1", "org": "o1", "roles": ["viewer"], "iat": now,
+              "nbf": now, "exp": now + 600, "jti": uuid.uuid4().hex, **overrides}
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, KEY, algorithm="RS256",
+                      headers={"typ": "at+jwt", "kid": "k1"})
+
+
+def verifier(cache_size: int = 100) -> TokenVerifier:
+    return TokenVerifier(OneKey(), issuer="iss", audience="aud", algorithms=("RS256",), leeway=0,
+                         cache_size=cache_size)
+
+
+async def test_a_token_is_verified_once_then_served_from_the_cache():
+    v, t = verifier(), token()
+    first = await v.verify(t)
+    for _ in range(10):
+        assert await v.verify(t) is first
+    assert v.jwks.lookups == 1
+
+
+async def test_refused_tokens_never_enter_the_cache():
+    v = verifier(cache_size=2)
+    good = token()
+    await v.verify(good)
+    head, body, sig = token().split(".")
+    garbage = [
+        "a.b.c",
+        head + "." + body + "." + sig[:-4] + "AAAA",  # bad signature
+        token(exp=int(time.time()) - 60),
+        token(aud="elsewhere"),
+        token(sub=None),
+        token().replace(".", ".x", 1),  # tampered payload
+    ]
+    for bad in garbage * 5:
+        with pytest.raises(Unauthenticated):
+            await v.verify(bad)
+    assert list(v._verified) == [good]  # not evicted by garbage either
+    lookups = v.jwks.lookups
+    await v.verify(good)
+    assert v.jwks.lookups == lookups
+
+
+async def test_the_cache_is_bounded():
+    v = verifier(cache_size=5)
+    for _ in range(20):
+        await v.verify(token())
+    assert len(v._verified) == 5
+
+
+async def test_an_expired_cached_token_is_refused_and_dropped():
+    v = verifier()
+    t = token()
+    principal = await v.verify(t)
+    v._verified[t] = type(principal)(**{**{f: getattr(principal, f) for f in principal.__slots__},
+                                        "expires_at": time.time() - 1})
+    with pytest.raises(Unauthenticated, match="expired"):
+        await v.verify(t)
+    assert t not in v._verified
