@@ -137,7 +137,7 @@ async def run(args: argparse.Namespace, backends: dict[str, str]) -> None:
     hello_us = await measure("hello", create_hello(), "/", args.requests, args.top)
     gateway_us = await measure(args.target, gateway, PATHS[args.target], args.requests, args.top)
     print(f"\nµs of CPU per request, in-process on uvloop (no Granian, no network):\n"
-          f"  hello {hello_us:8.1f}\n  {args.target:5} {gateway_us:8.1f}  (gateway's own code: "
+          f"  hello    {hello_us:8.1f}\n  {args.target:8} {gateway_us:8.1f}  (the gateway's own code: "
           f"+{gateway_us - hello_us:.1f} µs, x{gateway_us / hello_us:.1f})")
 
 
