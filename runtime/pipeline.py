@@ -37,7 +37,7 @@ async def authenticate(req: falcon.asgi.Request, ctx: Context) -> None:
         return
     resources = ctx.resources
     principal = await resources.verifier.verify(bearer_token(header))
-    if await resources.revocations.is_revoked(principal.token_id):
+    if await resources.revocations.is_revoked(*principal.revocation_ids):
         raise Unauthenticated("Token has been revoked")
     ctx.principal = principal
     req.context.user_id = principal.user_id

@@ -14,3 +14,12 @@ class Principal:
     token_id: str  # the `jti`, the handle for revocation
     session_id: str  # the `sid`: the refresh-token family this access token belongs to
     expires_at: float
+    issued_at: float
+
+    @property
+    def revocation_ids(self) -> tuple[str, ...]:
+        """What logout can revoke: this token, and every access token of its session."""
+        return (self.token_id, SESSION_PREFIX + self.session_id) if self.session_id else (self.token_id,)
+
+
+SESSION_PREFIX = "session:"

@@ -82,13 +82,15 @@ class RevocationList:
 
     # -- the request path -------------------------------------------------------------------
 
-    async def is_revoked(self, token_id: str) -> bool:
-        if token_id in self._local:
+    async def is_revoked(self, *ids: str) -> bool:
+        """Whether any of `ids` (a token's jti, its session) is revoked: one EXISTS at most."""
+        local = self._local
+        if any(i in local for i in ids):
             return True
         if self.synced:
             return False
         try:
-            return bool(await self.valkey.exists(self.prefix + token_id))
+            return bool(await self.valkey.exists(*(self.prefix + i for i in ids)))
         except (ValkeyError, OSError):
             return False
 

@@ -124,6 +124,7 @@ def _principal(claims: dict) -> Principal:
         token_id=jti,
         session_id=str(claims.get("sid", "")),
         expires_at=float(claims["exp"]),
+        issued_at=float(claims["iat"]),
     )
 
 

@@ -52,3 +52,15 @@ def test_ready_reports_every_dependency(http):
     for dependency in report["dependencies"].values():
         assert dependency["status"] == "up"
         assert dependency["latency_ms"] >= 0
+
+
+def test_logout_revokes_every_access_token_of_the_session(http):
+    first = login(http)
+    refreshed = http.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}).json()["data"]
+    older, newer = first["access_token"], refreshed["access_token"]
+    assert http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {older}"}).status_code == 200
+    assert http.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {newer}"}).status_code == 200
+    # The older token of the same session was never presented at logout, yet it is refused.
+    assert http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {older}"}).status_code == 401
+    other_session = login(http)
+    assert http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {other_session['access_token']}"}).status_code == 200
