@@ -68,7 +68,7 @@ class GatewayMiddleware:
         if allowed is None:
             resp.status = 403
             resp.content_type = "application/json"
-            resp.data = orjson.dumps(Forbidden(f"Origin {origin} is not allowed").body(req.context.request_id))
+            resp.data = orjson.dumps(Forbidden("This origin is not allowed").body(req.context.request_id))
             resp.append_header("Vary", "Origin")
             return
         resp.status = 204

@@ -27,6 +27,8 @@ from emulator.services.seed import DEMO_PASSWORD
 from loadtests.bench.hello_app import create_app as create_hello
 from loadtests.bench.servers import DEMO_EMAIL, GATEWAY_ENV, REPO, Processes, start_backends
 from loadtests.bench.targets import CUSTOMERS
+from runtime.app import build_app
+from runtime.config import load_config
 
 PATHS = {"health": "/health", "me": "/api/v1/auth/me", "customer": None}  # customer: the first one listed
 ASGI = {"version": "3.0", "spec_version": "2.3"}
@@ -113,7 +115,9 @@ async def measure(name: str, app: Any, path: str | None, requests: int, top: int
                 raise RuntimeError(f"login failed: HTTP {status} {raw[:300]!r}")
             headers = [(b"authorization", b"Bearer " + orjson.loads(raw)["data"]["access_token"].encode())]
         if path is None:
-            _, raw = await client.request("GET", CUSTOMERS, headers)
+            status, raw = await client.request("GET", CUSTOMERS, headers)
+            if status != 200:
+                raise RuntimeError(f"GET {CUSTOMERS}: HTTP {status} {raw[:300]!r}")
             path = f"{CUSTOMERS}/{orjson.loads(raw)['data']['items'][0]['id']}"
         await drive(client, max(100, requests // 10), path, headers)  # warm: caches, pools, lazy imports
         cpu, wall = time.process_time(), time.perf_counter()
@@ -130,9 +134,6 @@ async def measure(name: str, app: Any, path: str | None, requests: int, top: int
 
 
 async def run(args: argparse.Namespace, backends: dict[str, str]) -> None:
-    from runtime.app import build_app
-    from runtime.config import load_config
-
     gateway = build_app(load_config(env={**backends, **GATEWAY_ENV}))
     hello_us = await measure("hello", create_hello(), "/", args.requests, args.top)
     gateway_us = await measure(args.target, gateway, PATHS[args.target], args.requests, args.top)
