@@ -134,7 +134,8 @@ async def measure(name: str, app: Any, path: str | None, requests: int, top: int
 
 
 async def run(args: argparse.Namespace, backends: dict[str, str]) -> None:
-    gateway = build_app(load_config(env={**backends, **GATEWAY_ENV}))
+    overrides = dict(kv.split("=", 1) for kv in args.env)
+    gateway = build_app(load_config(env={**backends, **GATEWAY_ENV, **overrides}))
     hello_us = await measure("hello", create_hello(), "/", args.requests, args.top)
     gateway_us = await measure(args.target, gateway, PATHS[args.target], args.requests, args.top)
     print(f"\nµs of CPU per request, in-process on uvloop (no Granian, no network):\n"
@@ -151,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=20000, help="requests per measurement (timed, then profiled)")
     p.add_argument("--target", choices=list(PATHS), default="me")
     p.add_argument("--top", type=int, default=15, help="functions listed per ranking")
+    p.add_argument("--env", action="append", default=[], metavar="ERP_KEY=VALUE",
+                   help="configuration for the gateway, e.g. ERP_RATE_LIMITS_ENABLED=false to see a stage's cost")
     args = p.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)
     signal.signal(signal.SIGTERM, _interrupt)
