@@ -22,10 +22,12 @@ class ApiError(Exception):
         *,
         errors: Mapping[str, list[str]] | None = None,
         headers: Mapping[str, str] | None = None,
+        data: Any = None,
     ) -> None:
         if message is not None:
             self.message = message
         self.errors = dict(errors) if errors else None
+        self.data = data  # what a client may still use, e.g. /ready's report at 503
         self.headers = dict(headers) if headers else {}
         super().__init__(self.message)
 
@@ -33,6 +35,8 @@ class ApiError(Exception):
         doc: dict[str, Any] = {"success": False, "message": self.message, "code": self.code}
         if self.errors:
             doc["errors"] = self.errors
+        if self.data is not None:
+            doc["data"] = self.data
         doc["request_id"] = request_id
         return doc
 

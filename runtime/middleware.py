@@ -79,7 +79,8 @@ class GatewayMiddleware:
     ) -> None:
         resp.set_header("X-Request-ID", req.context.request_id)
         for name, value in self.headers:
-            resp.set_header(name, value)
+            if resp.get_header(name) is None:  # a route's own choice (e.g. Cache-Control) stands
+                resp.set_header(name, value)
         origin = req.get_header("Origin")
         if origin is not None and not getattr(req.context, "preflight", False):
             _add_headers(resp, self.cors.actual(origin))

@@ -82,6 +82,8 @@ def write_success(resp: falcon.asgi.Response, route: Route, result: Any, *, if_n
         # Strong: a hash of the exact bytes, so a cached and a fresh answer validate alike.
         etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
         resp.set_header("ETag", etag)
+        # Clients may keep it but must revalidate: the ETag is only useful if it is stored.
+        resp.set_header("Cache-Control", "private, no-cache")
         if if_none_match and etag_matches(if_none_match, etag):
             resp.status = 304
             return

@@ -1,4 +1,5 @@
 from runtime import Reply, endpoint
+from runtime.errors import BackendUnavailable
 from runtime.readiness import check_dependencies
 
 
@@ -7,5 +8,5 @@ async def ready(req, ctx):
     """Readiness: each dependency with its status and latency; 503 while a required one is down."""
     report = await check_dependencies(ctx.resources)
     if report["status"] == "unavailable":
-        return Reply(report, message="Not ready", status=503)
+        raise BackendUnavailable("Not ready: a required dependency is down", data=report)
     return Reply(report, message="Ready" if report["status"] == "ready" else "Degraded")

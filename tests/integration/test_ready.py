@@ -42,7 +42,8 @@ def test_ready_is_503_while_auth_is_down_and_recovers(own_stack, http):
         answer = ready_until(http, url, 503)
         assert answer.status_code == 503, answer.text
         doc = answer.json()
-        assert doc["success"] is False
+        assert doc["success"] is False and doc["code"] == "BACKEND_UNAVAILABLE"
+        assert doc["request_id"] == answer.headers["x-request-id"]
         report = doc["data"]
         assert report["status"] == "unavailable"
         assert report["dependencies"]["auth"]["status"] == "down"

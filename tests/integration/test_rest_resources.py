@@ -239,6 +239,8 @@ class TestETag:
         etag = first.headers["ETag"]
         assert etag.startswith('"') and etag.endswith('"') and len(etag) > 10  # strong: no W/
         assert acme.get(item).headers["ETag"] == etag  # stable while unchanged (cache hit or not)
+        assert first.headers["Cache-Control"] == "private, no-cache"  # storable, revalidated
+        assert acme.get("/api/v1/crm/customers").headers["Cache-Control"] == "no-store"
         for header in (etag, f'"other", {etag}', f"W/{etag}", "*"):
             answer = acme.get(item, headers={"If-None-Match": header})
             assert (answer.status_code, answer.content) == (304, b""), header
