@@ -236,26 +236,29 @@ def invoke(method: str, path: str, data: str | None, header: tuple[str, ...], lo
 @config_option
 def token(email: str, password: str | None, config_path: str | None) -> None:
     """Mint a development access token by signing in to the running auth emulator."""
+    from emulator.services.seed import DEMO_PASSWORD
+    from proto.erp.auth.v1 import auth_pb2
+
+    request = auth_pb2.AuthenticateRequest(email=email, password=password or DEMO_PASSWORD)
+    answer = _call_auth(_load(config_path), "Authenticate", request)
+    click.echo(answer.access_token)
+
+
+def _call_auth(config: Config, method: str, request):
+    """One call to the running auth emulator; exits with its status on failure."""
     import grpc
 
-    from emulator.services.seed import DEMO_PASSWORD
-    from proto.erp.auth.v1 import auth_pb2, auth_pb2_grpc
+    from proto.erp.auth.v1 import auth_pb2_grpc
 
-    config = _load(config_path)
-
-    async def run() -> int:
+    async def run():
         async with grpc.aio.insecure_channel(config.grpc.services["auth"]) as channel:
-            try:
-                answer = await auth_pb2_grpc.AuthServiceStub(channel).Authenticate(
-                    auth_pb2.AuthenticateRequest(email=email, password=password or DEMO_PASSWORD), timeout=5
-                )
-            except grpc.aio.AioRpcError as exc:
-                click.echo(f"auth service at {config.grpc.services['auth']}: {exc.code().name}: {exc.details()}", err=True)
-                return 1
-        click.echo(answer.access_token)
-        return 0
+            return await getattr(auth_pb2_grpc.AuthServiceStub(channel), method)(request, timeout=5)
 
-    sys.exit(asyncio.run(run()))
+    try:
+        return asyncio.run(run())
+    except grpc.aio.AioRpcError as exc:
+        click.echo(f"auth service at {config.grpc.services['auth']}: {exc.code().name}: {exc.details()}", err=True)
+        sys.exit(1)
 
 
 @main.command("rotate-key")
@@ -265,25 +268,9 @@ def rotate_key(config_path: str | None) -> None:
 
     Gateways pick the new key up on its first token (one JWKS refetch); tokens signed by
     the retired key keep working until they expire."""
-    import grpc
+    from proto.erp.auth.v1 import auth_pb2
 
-    from proto.erp.auth.v1 import auth_pb2, auth_pb2_grpc
-
-    config = _load(config_path)
-
-    async def run() -> int:
-        async with grpc.aio.insecure_channel(config.grpc.services["auth"]) as channel:
-            try:
-                answer = await auth_pb2_grpc.AuthServiceStub(channel).RotateSigningKey(
-                    auth_pb2.RotateSigningKeyRequest(), timeout=5
-                )
-            except grpc.aio.AioRpcError as exc:
-                click.echo(f"auth service at {config.grpc.services['auth']}: {exc.code().name}: {exc.details()}", err=True)
-                return 1
-        click.echo(answer.kid)
-        return 0
-
-    sys.exit(asyncio.run(run()))
+    click.echo(_call_auth(_load(config_path), "RotateSigningKey", auth_pb2.RotateSigningKeyRequest()).kid)
 
 
 @main.command("config")
