@@ -26,6 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from emulator.services.keys import KeyRing
 from emulator.services.roles import PERMISSIONS, ROLE_NAMES, ROLES
 from emulator.services.rpc import Caller, ServiceError, invalid, not_found
+from runtime.auth.session import REVOKED_SESSION
 from emulator.services.server import ServiceServer
 from emulator.services.store import MAX_BATCH, paginate
 from proto.erp.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -212,7 +213,11 @@ class AuthState:
         session = self._sessions[record.session_id]
         if record.spent:  # replay of a rotated token: the family is compromised
             session.revoked = True
-            raise _unauthenticated(_BAD_REFRESH)
+            # Access tokens of the family stay valid at the gateway unless it is told: say
+            # which session died and until when its access tokens could live.
+            until = self.clock() + self.access_ttl
+            raise ServiceError(grpc.StatusCode.UNAUTHENTICATED, _BAD_REFRESH,
+                               trailers=((REVOKED_SESSION, f"{session.id} {until:.3f}"),))
         account = self._accounts[session.user_id]
         if session.revoked or record.expires_at <= self.clock() or not account.user.is_active:
             raise _unauthenticated(_BAD_REFRESH)

@@ -17,10 +17,11 @@ class ServiceError(Exception):
     Field errors read ``"<field>: <problem>"`` so the gateway can key them by field.
     """
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(details)
         self.code = code
         self.details = details
+        self.trailers = trailers  # trailing metadata, e.g. which session a replay revoked
 
 
 def invalid(field: str, problem: str) -> ServiceError:

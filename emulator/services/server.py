@@ -65,7 +65,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             result = inner(request, context)
             return await result if inspect.isawaitable(result) else result
         except ServiceError as e:
-            await context.abort(e.code, e.details)
+            await context.abort(e.code, e.details, trailing_metadata=e.trailers)
 
 
 class ServiceServer:

@@ -1,6 +1,7 @@
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint
-from runtime.auth.session import token_answer
+from runtime.auth.session import revoke_replayed_session, token_answer
+from runtime.errors import Unauthenticated
 from runtime.schema import Body, Field
 
 REFRESH = Body("RefreshRequest", {"refresh_token": Field(str, min_length=1, max_length=512)})
@@ -9,8 +10,13 @@ REFRESH = Body("RefreshRequest", {"refresh_token": Field(str, min_length=1, max_
 # A refresh token is short: 4 KiB is ample, and anything bigger is not a client of ours.
 @endpoint("POST", "/api/v1/auth/refresh", auth=False, body=REFRESH, max_body_bytes=4096)
 async def refresh(req, ctx):
-    """Trade a refresh token for a new token pair; the old refresh token is spent."""
-    tokens = await ctx.backends.auth.RefreshToken(
-        auth_pb2.RefreshTokenRequest(refresh_token=ctx.body["refresh_token"])
-    )
+    """Trade a refresh token for a new token pair; the old refresh token is spent, and
+    presenting it again revokes every token of its session."""
+    try:
+        tokens = await ctx.backends.auth.RefreshToken(
+            auth_pb2.RefreshTokenRequest(refresh_token=ctx.body["refresh_token"])
+        )
+    except Unauthenticated as error:
+        await revoke_replayed_session(ctx, error)
+        raise
     return Reply(token_answer(tokens), message="Token refreshed")

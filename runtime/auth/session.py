@@ -1,10 +1,16 @@
-"""The sign-in answer shared by login, register and refresh."""
+"""What login, register, refresh and logout share: the sign-in answer, session revocation."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from runtime.auth.principal import SESSION_PREFIX
+from runtime.errors import ApiError
 from runtime.protobuf import to_dict
+
+# Trailing metadata with which the auth service says a refresh-token replay killed a
+# session: "<sid> <epoch seconds until which its access tokens could still be valid>".
+REVOKED_SESSION = "x-revoked-session"
 
 
 def token_answer(tokens: Any) -> dict[str, Any]:
@@ -16,3 +22,12 @@ def token_answer(tokens: Any) -> dict[str, Any]:
         "token_type": "Bearer",
         "expires_in": int(tokens.expires_in),
     }
+
+
+async def revoke_replayed_session(ctx: Any, error: ApiError) -> None:
+    """After a refresh-token replay the auth service revoked the family; refuse the family's
+    access tokens on every gateway instance too, not only its refresh tokens."""
+    told = error.backend_trailers.get(REVOKED_SESSION, "").split()
+    if len(told) == 2:
+        session_id, until = told
+        await ctx.resources.revocations.revoke(SESSION_PREFIX + session_id, float(until))

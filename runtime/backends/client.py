@@ -76,7 +76,9 @@ class ServiceClient:
                     attempt += 1
                     delay = self._retry_delay(retryable, exc.code(), attempt, deadline)
                     if delay is None:
-                        raise to_api_error(exc.code(), exc.details()) from None
+                        error = to_api_error(exc.code(), exc.details())
+                        error.backend_trailers = dict(exc.trailing_metadata() or ())
+                        raise error from None
                     await asyncio.sleep(delay)
         finally:
             self.in_flight -= 1

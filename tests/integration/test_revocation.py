@@ -120,15 +120,22 @@ def test_the_revocation_key_expires_with_the_token(instances, store):
 
 def test_reusing_a_spent_refresh_token_revokes_the_family(instances):
     a, b = instances
-    first = sign_in(a)["refresh_token"]
+    signed_in = sign_in(a)
+    first = signed_in["refresh_token"]
     answer = a.post("/api/v1/auth/refresh", json={"refresh_token": first})
     assert answer.status_code == 200, answer.text
     second = answer.json()["data"]["refresh_token"]
+    access_tokens = (signed_in["access_token"], answer.json()["data"]["access_token"])
+    assert [me(b, t) for t in access_tokens] == [200, 200]
     replay = b.post("/api/v1/auth/refresh", json={"refresh_token": first})  # the stolen copy
     assert replay.status_code == 401, replay.text
     assert replay.json()["code"] == "UNAUTHENTICATED"
-    # The legitimate holder's newer token died with its family.
+    assert "x-revoked-session" not in replay.headers  # the backend's trailer stays inside
+    # The legitimate holder's newer token died with its family ...
     assert a.post("/api/v1/auth/refresh", json={"refresh_token": second}).status_code == 401
+    # ... and so did every access token of the family, on both instances, at once.
+    for client in (a, b):
+        assert [me(client, t) for t in access_tokens] == [401, 401]
 
 
 # -- one worker's RevocationList, in this process ---------------------------------------------
