@@ -61,13 +61,42 @@ def _print_demo_users(echo=click.echo) -> None:
         echo(f"    {email:32} {role:16} {org}")
 
 
+def _parse_faults(ctx: click.Context, param: click.Parameter, specs: tuple[str, ...]) -> dict:
+    """--fault SERVICE=FAULT, repeatable; faults of one service combine."""
+    from emulator.services.faults import merge, parse_fault
+    from emulator.stack import SERVICES
+
+    faults: dict = {}
+    for spec in specs:
+        try:
+            service, fault = parse_fault(spec)
+            if service not in SERVICES:
+                raise ValueError(f"{spec!r}: no emulated service named {service!r} (known: {', '.join(SERVICES)})")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+        merge(faults, service, fault)
+    return faults
+
+
+fault_option = click.option(
+    "--fault", "faults", multiple=True, metavar="SERVICE=FAULT", callback=_parse_faults,
+    help="Inject a fault: crm=latency:2s, hrm=error:0.5[:CODE], crm=down (repeatable).",
+)
+
+
+def _print_faults(faults: dict) -> None:
+    for name, fault in faults.items():
+        click.echo(f"  fault     {name}: {fault}")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the gateway listens on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Gateway port.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--fixed-ports", is_flag=True, help="Backends on their configured ports instead of free ones.")
+@fault_option
 @config_option
-def serve(host: str, port: int, workers: int, fixed_ports: bool, config_path: str | None) -> None:
+def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, config_path: str | None) -> None:
     """Run everything: Valkey, the emulated backends and the gateway on Granian."""
     from emulator.stack import LocalStack
     from emulator.processes import spawn, stop
@@ -75,7 +104,7 @@ def serve(host: str, port: int, workers: int, fixed_ports: bool, config_path: st
     config = _load(config_path)
 
     async def run() -> int:
-        stack = await LocalStack(config, free_ports=not fixed_ports).start()
+        stack = await LocalStack(config, free_ports=not fixed_ports, faults=faults).start()
         env = {**os.environ, **stack.environment(), "ERP_SERVER_PORT": str(port), "ERP_SERVER_WORKERS": str(workers)}
         if config_path:
             env["CONFIG_FILE"] = str(Path(config_path).resolve())
@@ -91,6 +120,7 @@ def serve(host: str, port: int, workers: int, fixed_ports: bool, config_path: st
             click.echo(f"gateway     http://{shown}:{port}  ({workers} worker{'s' * (workers > 1)}, Granian)")
             click.echo(f"  health    http://{shown}:{port}/health    ready: http://{shown}:{port}/ready")
             _print_stack(stack)
+            _print_faults(faults)
             _print_demo_users()
             click.echo("Ctrl-C stops everything.", err=True)
             exited = asyncio.ensure_future(asyncio.to_thread(gateway.wait))
@@ -123,25 +153,13 @@ def _print_stack(stack) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--free-ports", is_flag=True, help="Pick free ports instead of the configured ones.")
 @click.option("--env-file", type=click.Path(dir_okay=False), help="Write the ERP_* variables a gateway needs here.")
-@click.option("--fault", "fault_specs", multiple=True, metavar="SERVICE=FAULT",
-              help="Inject a fault: crm=latency:2s, hrm=error:0.5[:CODE], crm=down (repeatable).")
+@fault_option
 @config_option
-def backends(host: str, free_ports: bool, env_file: str | None, fault_specs: tuple[str, ...],
-             config_path: str | None) -> None:
+def backends(host: str, free_ports: bool, env_file: str | None, faults: dict, config_path: str | None) -> None:
     """Run only the stand-ins (Valkey, auth + JWKS, crm, hrm, finance) until Ctrl-C."""
-    from emulator.services.faults import merge, parse_fault
-    from emulator.stack import SERVICES, LocalStack
+    from emulator.stack import LocalStack
 
     config = _load(config_path)
-    faults: dict = {}
-    for spec in fault_specs:
-        try:
-            service, fault = parse_fault(spec)
-            if service not in SERVICES:
-                raise ValueError(f"{spec!r}: no emulated service named {service!r} (known: {', '.join(SERVICES)})")
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--fault") from None
-        merge(faults, service, fault)
 
     async def run() -> None:
         stack = await LocalStack(config, free_ports=free_ports, host=host, faults=faults).start()
@@ -152,8 +170,7 @@ def backends(host: str, free_ports: bool, env_file: str | None, fault_specs: tup
                 tmp.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
                 tmp.replace(env_file)  # atomic: a reader never sees half a file
             _print_stack(stack)
-            for name, fault in faults.items():
-                click.echo(f"  fault     {name}: {fault}")
+            _print_faults(faults)
             _print_demo_users()
             click.echo("environment for a gateway:")
             for key, value in env.items():

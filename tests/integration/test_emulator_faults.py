@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from emulator.ports import free_port
 from emulator.services import crm
 from emulator.services.faults import NO_FAULT, Fault, merge, parse_fault
 from proto.erp.crm.v1 import crm_pb2, crm_pb2_grpc
@@ -178,3 +180,31 @@ def test_gw_backends_refuses_a_bad_fault():
                           env=clean_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "no emulated service named 'billing'" in done.stderr
+
+
+def test_gw_serve_takes_the_same_faults():
+    done = subprocess.run([*GW, "serve", "--port", "1", "--fault", "crm=sideways"],
+                          env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--fault" in done.stderr and "sideways" in done.stderr
+
+    port = free_port()
+    process = subprocess.Popen([*GW, "serve", "--port", str(port), "--fault", "crm=down"],
+                               env=clean_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        banner = ""
+        while "crm: down" not in banner:
+            line = process.stdout.readline()
+            assert line, "gw serve exited before printing its faults"
+            banner += line
+        deadline = time.monotonic() + 15
+        while True:
+            report = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).json()["data"]
+            if report["dependencies"]["crm"]["status"] == "down" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert report["dependencies"]["crm"]["status"] == "down"
+        assert report["dependencies"]["hrm"]["status"] == "up" and report["status"] == "degraded"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
