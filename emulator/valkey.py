@@ -22,9 +22,10 @@ def server_binary() -> Path:
 
 
 class EmbeddedValkey:
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", args: tuple[str, ...] = ()) -> None:
         self.host = host
         self.port = port or free_port(host)
+        self.args = args  # more valkey-server options, e.g. ("--requirepass", "secret")
         self.process: subprocess.Popen | None = None
 
     @property
@@ -41,6 +42,7 @@ class EmbeddedValkey:
                 "--appendonly", "no",
                 "--protected-mode", "yes",
                 "--loglevel", "warning",
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
         )

@@ -27,6 +27,7 @@ from valkey.exceptions import ValkeyError
 
 if TYPE_CHECKING:
     from runtime.context import Context
+    from runtime.valkey_mux import ValkeyMux
 
 log = logging.getLogger("gateway.cache")
 
@@ -46,7 +47,7 @@ _POLL_INTERVAL = 0.01
 
 
 class Cache:
-    def __init__(self, valkey, prefix: str, policies: Mapping[str, Any], *, lock_ttl: float = 5.0) -> None:
+    def __init__(self, valkey: "ValkeyMux", prefix: str, policies: Mapping[str, Any], *, lock_ttl: float = 5.0) -> None:
         self.valkey = valkey
         self.prefix = prefix + "cache:"
         self.policies = policies
@@ -116,10 +117,10 @@ class Cache:
                 await self._release(key + _LOCK)
             raise
         try:
-            async with self.valkey.pipeline(transaction=False) as pipe:
-                pipe.set(key, orjson.dumps(data), ex=max(1, int(self.policies[policy].ttl)))
-                pipe.delete(key + _LOCK)
-                await pipe.execute()
+            await self.valkey.execute_many((
+                ("SET", key, orjson.dumps(data), "EX", max(1, int(self.policies[policy].ttl))),
+                ("DEL", key + _LOCK),
+            ))
         except (ValkeyError, OSError):
             pass  # the answer is still good; the next reader loads again
         return data, False
@@ -145,10 +146,7 @@ class Cache:
     async def invalidate(self, ctx: "Context", policies: tuple[str, ...]) -> None:
         """After a write: every entry of these policies in the caller's scope is stale."""
         try:
-            async with self.valkey.pipeline(transaction=False) as pipe:
-                for policy in policies:
-                    pipe.incr(self._version_key(policy, self._scope(ctx, policy)))
-                await pipe.execute()
+            await self.valkey.execute_many(("INCR", self._version_key(p, self._scope(ctx, p))) for p in policies)
         except (ValkeyError, OSError) as exc:
             # Entries may be served stale until their TTL: say so loudly.
             log.error("cache invalidation failed", extra={"policies": policies, "error": str(exc)[:200]})

@@ -338,6 +338,7 @@ REDIS = Section("redis", {
     "password": F(Str(), "", "AUTH password.", secret=True),
     "db": F(Int(min=0), 0, "Database number."),
     "pool_size": F(Int(min=1), 10, "Connection pool size."),
+    "connections": F(Int(1, 16), 1, "Multiplexed connections per worker for rate limits and the cache."),
     "max_retries": F(Int(min=0), 3, "Retries per command."),
     "key_prefix": F(Str(), "erp:gw:", "Prefix of every key the gateway writes."),
     "timeout": F(Duration(min=0.001), "1s", "Per-command timeout."),

@@ -17,12 +17,14 @@ from runtime.cache import Cache
 from runtime.config import Config
 from runtime.rbac import Policy
 from runtime.security.ratelimit import RateLimiter
+from runtime.valkey_mux import ValkeyMux
 
 
 class Resources:
     def __init__(self, config: Config) -> None:
         self.config = config
         r = config.redis
+        # valkey-py for what is off the request path (revocations: pub/sub, SCAN; health).
         # A blocking pool: past pool_size, a request waits (up to the timeout) for a free
         # connection instead of failing at once with "Too many connections".
         self.valkey = valkey_asyncio.Valkey(
@@ -37,6 +39,9 @@ class Resources:
                 timeout=r.timeout,
             )
         )
+        # The request path (rate limits, cache): one shared, pipelined connection; half valkey-py's
+        # CPU per call, and most of what is left is the kernel's round trip.
+        self.valkey_mux = ValkeyMux.from_config(r)
         self.backends = Backends(dict(config.grpc.services), CallPolicy.from_config(config.grpc))
         checks = {name: grpc_health_check(c.channel) for name, c in self.backends.clients.items()}
         self.health = HealthMonitor({**checks, "valkey": self.valkey.ping}, config.grpc.health_interval)
@@ -57,8 +62,8 @@ class Resources:
         )
         self.revocations = RevocationList(self.valkey, r.key_prefix, leeway=j.leeway)
         self.policy = Policy(config.rbac.roles)
-        self.cache = Cache(self.valkey, r.key_prefix, config.cache.policies) if config.cache.enabled else None
-        self.limiter = RateLimiter(self.valkey) if config.rate_limits.enabled else None
+        self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
+        self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""
@@ -71,4 +76,5 @@ class Resources:
         await self.jwks.close()
         await self.health.stop()
         await self.backends.close()
+        await self.valkey_mux.aclose()
         await self.valkey.aclose()

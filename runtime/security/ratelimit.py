@@ -25,8 +25,9 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
-from valkey.asyncio import Valkey
 from valkey.exceptions import ValkeyError
+
+from runtime.valkey_mux import ValkeyMux
 
 log = logging.getLogger("gateway.ratelimit")
 
@@ -133,7 +134,7 @@ class LocalLimiter:
 class RateLimiter:
     """Checks (policy, key) pairs against Valkey in one round trip; falls back to local."""
 
-    def __init__(self, valkey: Valkey, local: LocalLimiter | None = None) -> None:
+    def __init__(self, valkey: ValkeyMux, local: LocalLimiter | None = None) -> None:
         self.script = valkey.register_script(SCRIPT)
         self.local = local or LocalLimiter()
         self._shared_after = 0.0  # monotonic time before which Valkey is not tried again

@@ -10,6 +10,7 @@ import valkey.asyncio as valkey_asyncio
 
 from emulator.valkey import EmbeddedValkey
 from runtime.security.ratelimit import SCRIPT, LocalLimiter, Policy, RateLimiter, gcra, headers
+from runtime.valkey_mux import ValkeyMux
 
 TEN_PER_MINUTE = Policy("t", 10, 60.0, "ip")
 TWO_PER_HOUR = Policy("h", 2, 3600.0, "ip")
@@ -78,13 +79,15 @@ _names = itertools.count()
 
 
 def run(server, check):
-    """A fresh client per test: its pool belongs to the event loop asyncio.run creates."""
+    """Fresh clients per test: they belong to the event loop asyncio.run creates. The limiter
+    runs on the request path's client; valkey-py looks at the keys it leaves."""
 
     async def go():
-        client = valkey_asyncio.Valkey(host=server.host, port=server.port)
+        client, mux = valkey_asyncio.Valkey(host=server.host, port=server.port), ValkeyMux(server.host, server.port)
         try:
-            return await check(client, RateLimiter(client), f"test:{next(_names)}:")
+            return await check(client, RateLimiter(mux), f"test:{next(_names)}:")
         finally:
+            await mux.aclose()
             await client.aclose()
 
     return asyncio.run(go())
@@ -118,7 +121,7 @@ def test_script_is_all_or_nothing_across_policies(server):
 
 def test_two_clients_share_one_budget(server):
     async def check(client, limiter, prefix):
-        other = valkey_asyncio.Valkey(host=server.host, port=server.port)
+        other = ValkeyMux(server.host, server.port)
         try:
             limiters = [limiter, RateLimiter(other)]
             rules = [(TEN_PER_MINUTE, prefix + "shared")]
@@ -147,7 +150,7 @@ def test_script_and_python_agree_on_the_same_sequence(server):
 
 def test_valkey_down_falls_back_to_the_local_limiter_and_says_so(server):
     async def check(client, limiter, prefix):
-        dead = valkey_asyncio.Valkey(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+        dead = ValkeyMux("127.0.0.1", 1, timeout=0.5)
         try:
             fallback = RateLimiter(dead)
             rules = [(TWO_PER_HOUR, prefix + "down")]
