@@ -27,7 +27,8 @@ def _die_with_parent() -> None:
 
 
 def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen:
-    """Popen whose child gets SIGTERM when the thread that spawned it dies."""
+    """Popen whose child gets SIGTERM when the thread that spawned it dies (armed just
+    before exec: a parent killed within microseconds of spawning is not noticed)."""
     if _SETPRIV is not None:
         return subprocess.Popen([_SETPRIV, "--pdeathsig", "TERM", "--", *args], **kwargs)
     return subprocess.Popen(args, preexec_fn=_die_with_parent if _prctl else None, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.e2e.processes import alive
 
@@ -21,6 +22,13 @@ time.sleep(60)
 def test_a_sigkilled_parent_takes_its_children_along():
     parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
+    # The parent-death signal is armed between fork and exec (by setpriv); a parent killed
+    # inside that window (microseconds) is not noticed. Kill it once the child runs its own
+    # program, i.e. once setpriv has exec'd.
+    deadline = time.monotonic() + 10
+    while not Path(f"/proc/{child}/cmdline").read_bytes().startswith(sys.executable.encode()):
+        assert time.monotonic() < deadline, "the child never exec'd"
+        time.sleep(0.01)
     assert alive(child)
     parent.kill()
     parent.wait(10)
