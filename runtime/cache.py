@@ -7,7 +7,8 @@
   write can never publish it after the write (the race plain DEL-on-write has). Entries of
   old versions simply expire with their TTL; nothing grows without bound.
 - One read is one round trip: a script returns the version, the entry and, on a miss,
-  whether this caller won the fill lock.
+  whether this caller won the fill lock. The request path sends it together with the
+  rate-limit check (`fetch(gate=...)`), so a cached read costs one round trip in all.
 - Single flight: one load per key at a time, inside a worker (shared future) and across
   workers and instances (the fill lock; losers poll the entry briefly, then load anyway).
 - With Valkey down, requests go to the backends (counted as `bypass`) and /ready says
@@ -44,6 +45,7 @@ return {version, false, locked and 1 or 0}
 
 _LOCK = ":fill"
 _POLL_INTERVAL = 0.01
+_REFUSED = object()  # what a request refused by its gate leaves to those waiting on its read
 
 
 class Cache:
@@ -53,6 +55,7 @@ class Cache:
         self.policies = policies
         self.lock_ttl = lock_ttl
         self._read = valkey.register_script(_READ)
+        self._read_args = (_LOCK, int(lock_ttl * 1000))
         self._inflight: dict[str, asyncio.Future] = {}
         self.stats: Counter[str] = Counter()  # "<policy>:hit|miss|bypass"
 
@@ -66,36 +69,73 @@ class Cache:
         return f"{self.prefix}{policy}:{scope}:version"
 
     async def fetch(
-        self, ctx: "Context", policy: str, resource: str, load: Callable[[], Awaitable[Any]]
+        self, ctx: "Context", policy: str, resource: str, load: Callable[[], Awaitable[Any]],
+        gate: Awaitable[None] | None = None,
     ) -> tuple[Any, bool]:
-        """(data, hit) for `resource` (path and query) under `policy`."""
+        """(data, hit) for `resource` (path and query) under `policy`.
+
+        `gate` (the rate-limit check) must pass before anything is served, loaded or counted.
+        The entry is read meanwhile, so both share one Valkey round trip (the mux writes the
+        commands of one loop iteration together); if the gate raises, the read is dropped, a
+        fill lock it took is released, and requests of this worker that were waiting for that
+        read (whose own gates passed) fetch it themselves.
+        """
         scope = self._scope(ctx, policy)
         digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
         local_key = f"{policy}:{scope}:{digest}"
+        entry_prefix = f"{self.prefix}{local_key}:v"
         waiting = self._inflight.get(local_key)
-        if waiting is not None:  # another request of this worker is loading it
+        if waiting is not None:  # another request of this worker is reading or loading it
+            if gate is not None:
+                await gate
             data = await asyncio.shield(waiting)
+            if data is _REFUSED:  # that request's gate refused it: read for ourselves (ours passed)
+                return await self.fetch(ctx, policy, resource, load)
             self.stats[f"{policy}:hit"] += 1
             return data, True
         future = asyncio.get_running_loop().create_future()
         self._inflight[local_key] = future
         try:
-            data, hit = await self._fetch(policy, scope, digest, load)
+            read = None
+            if gate is not None:
+                # A task, so that its EVALSHA is queued in the same loop iteration as the gate's.
+                read = asyncio.get_running_loop().create_task(self._read_entry(policy, scope, entry_prefix))
+                try:
+                    await gate
+                except BaseException:
+                    await self._drop(read, entry_prefix)
+                    future.set_result(_REFUSED)  # not before: no await between it and the del below
+                    raise
+            data, hit = await self._fetch(policy, scope, entry_prefix, load, read)
             future.set_result(data)
             return data, hit
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning when nobody waited
             raise
         finally:
             del self._inflight[local_key]
 
-    async def _fetch(self, policy: str, scope: str, digest: str, load) -> tuple[Any, bool]:
-        entry_prefix = f"{self.prefix}{policy}:{scope}:{digest}:v"
+    def _read_entry(self, policy: str, scope: str, entry_prefix: str) -> Awaitable[list]:
+        """[version, entry or None, 1 if this caller now holds the fill lock]: one script call."""
+        return self._read(keys=[self._version_key(policy, scope), entry_prefix], args=self._read_args)
+
+    async def _drop(self, read: Awaitable[list], entry_prefix: str) -> None:
+        """Discard the read of a refused request: nothing is counted, and its fill lock is released."""
         try:
-            version, entry, locked = await self._read(
-                keys=[self._version_key(policy, scope), entry_prefix], args=[_LOCK, int(self.lock_ttl * 1000)]
-            )
+            version, _, locked = await read
+        except (ValkeyError, OSError):
+            return
+        if locked:
+            await self._release(entry_prefix + version.decode() + _LOCK)
+
+    async def _fetch(self, policy: str, scope: str, entry_prefix: str, load,
+                     read: Awaitable[list] | None) -> tuple[Any, bool]:
+        if read is None:
+            read = self._read_entry(policy, scope, entry_prefix)
+        try:
+            version, entry, locked = await read
         except (ValkeyError, OSError) as exc:
             self.stats[f"{policy}:bypass"] += 1
             log.warning("cache unavailable, reading through", extra={"error": str(exc)[:200]})

@@ -22,8 +22,8 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Sequence
 
 from valkey.exceptions import ValkeyError
 
@@ -41,6 +41,11 @@ class Policy:
     limit: int
     window: float  # seconds
     key: str  # "user" | "ip" | "email_ip"
+    # SCRIPT's ARGV for this policy, (interval, window) in microseconds: computed once, not per check.
+    script_args: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "script_args", (round(self.interval * 1e6), round(self.window * 1e6)))
 
     @property
     def interval(self) -> float:
@@ -48,8 +53,9 @@ class Policy:
         return self.window / self.limit
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+# Named tuples rather than frozen dataclasses: one of each per request, and a tuple is built
+# without a setattr per field.
+class Outcome(NamedTuple):
     """One policy's view of one request; times in seconds from now."""
 
     policy: Policy
@@ -59,14 +65,15 @@ class Outcome:
     retry_after: float  # until a refused request would be admitted; 0 when allowed
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     outcomes: tuple[Outcome, ...]
 
     @property
     def tightest(self) -> Outcome:
         """The outcome the RateLimit-* headers report: the policy nearest exhaustion."""
+        if len(self.outcomes) == 1:  # most routes: only the default policy
+            return self.outcomes[0]
         return min(self.outcomes, key=lambda o: (o.allowed, o.remaining, -o.reset))
 
 
@@ -146,9 +153,7 @@ class RateLimiter:
 
     async def check(self, rules: Sequence[tuple[Policy, str]]) -> Decision:
         if time.monotonic() >= self._shared_after:
-            args: list[int] = []
-            for policy, _ in rules:
-                args += (round(policy.interval * 1e6), round(policy.window * 1e6))
+            args = [a for policy, _ in rules for a in policy.script_args]
             try:
                 answer = await self.script(keys=[key for _, key in rules], args=args)
             except (ValkeyError, OSError, asyncio.TimeoutError) as exc:

@@ -30,8 +30,9 @@ def _policy(name: str, config: Any) -> Policy:
 
 
 class RouteLimits:
-    def __init__(self, route: Route, config: Any) -> None:
+    def __init__(self, route: Route, config: Any, key_prefix: str = "") -> None:
         """`config` is the `rate_limits` section. Raises RegistryError naming the route."""
+        self.prefix = key_prefix + "rl:"
         self.user = _policy("user", config)
         self.anonymous = _policy("anonymous", config)
         self.named: Policy | None = None
@@ -52,7 +53,7 @@ class RouteLimits:
     def for_route(cls, route: Route, config: Any) -> "RouteLimits | None":
         if route.rate_limit is False or not config.rate_limits.enabled:
             return None
-        return cls(route, config.rate_limits)
+        return cls(route, config.rate_limits, config.redis.key_prefix)
 
     def _subject(self, kind: str, ctx: "Context") -> str:
         if kind == "user" and ctx.principal is not None:
@@ -64,7 +65,7 @@ class RouteLimits:
         return "ip:" + ctx.client_ip
 
     async def enforce(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
-        prefix = ctx.resources.config.redis.key_prefix + "rl:"
+        prefix = self.prefix
         default = self.user if ctx.principal is not None else self.anonymous
         rules = [(default, f"{prefix}{default.name}:{self._subject(default.key, ctx)}")]
         if self.named is not None and self.named.name != default.name:
@@ -73,5 +74,4 @@ class RouteLimits:
         answer = headers(decision)
         if not decision.allowed:
             raise RateLimited(headers=answer)
-        for name, value in answer.items():
-            resp.set_header(name, value)
+        resp.set_headers(answer)

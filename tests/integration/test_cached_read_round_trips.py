@@ -1,0 +1,110 @@
+"""A signed-in cached read sends its rate-limit check and its cache read in one Valkey write,
+without giving up the order of outcomes (401 -> 429 -> 403 -> cache) or leaving fill locks.
+
+The gateway runs in this process (falcon's ASGI conductor, real Valkey and backends from
+`stack`) so that the request path's Valkey writes can be counted: each `_Connection._flush`
+is one `transport.write`. Counting writes, not timing, keeps this deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import valkey
+from falcon.testing import ASGIConductor
+
+from runtime import valkey_mux
+from runtime.app import build_app
+from runtime.config import load_config
+from tests.support import DEMO_PASSWORD, granian_env
+
+PREFIX = "round-trip-test:"
+
+
+@pytest.fixture()
+def writes(monkeypatch) -> list[int]:
+    """How many times the request path's Valkey client wrote to its socket: [count]."""
+    count = [0]
+    flush = valkey_mux._Connection._flush
+
+    def counting_flush(self) -> None:
+        if self._outbox and self.error is None:
+            count[0] += 1
+        flush(self)
+
+    monkeypatch.setattr(valkey_mux._Connection, "_flush", counting_flush)
+    return count
+
+
+@pytest.fixture()
+def valkey_client(stack):
+    v = stack.stack.valkey
+    client = valkey.Valkey(host=v.host, port=v.port)
+    for key in client.scan_iter(PREFIX + "*"):  # fresh budgets and an empty cache
+        client.delete(key)
+    yield client
+    client.close()
+
+
+def run(stack, check, **env: str):
+    """`check(conductor)` against a gateway app built in this process with its own key prefix."""
+    config = load_config(env=granian_env(stack.environment(), ERP_REDIS_KEY_PREFIX=PREFIX, **env))
+
+    async def go():
+        async with ASGIConductor(build_app(config)) as conductor:
+            return await check(conductor)
+
+    return asyncio.run(go())
+
+
+async def sign_in(conductor, email: str) -> dict:
+    answer = await conductor.simulate_post("/api/v1/auth/login", json={"email": email, "password": DEMO_PASSWORD})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": "Bearer " + answer.json["data"]["access_token"]}
+
+
+def test_a_cached_read_is_one_valkey_round_trip(stack, writes, valkey_client):
+    async def check(conductor):
+        auth = await sign_in(conductor, "employee@acme.example")
+        first = await conductor.simulate_get("/api/v1/auth/me", headers=auth)
+        before = writes[0]
+        second = await conductor.simulate_get("/api/v1/auth/me", headers=auth)
+        return first, second, writes[0] - before
+
+    first, second, written = run(stack, check)
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert "RateLimit-Remaining" in second.headers
+    assert written == 1  # the rate-limit script and the cache read, in one write
+
+
+def test_a_refused_read_serves_nothing_and_leaves_no_fill_lock(stack, writes, valkey_client):
+    async def check(conductor):
+        auth = await sign_in(conductor, "viewer@acme.example")
+        spent = await conductor.simulate_get("/api/v1/crm/customers", headers=auth)  # the one request allowed
+        customer = spent.json["data"]["items"][0]["id"]
+        # Cold: the read sent with the (refusing) rate limit took the fill lock.
+        refused = await conductor.simulate_get(f"/api/v1/crm/customers/{customer}", headers=auth)
+        # 429 before 403: the viewer may not read invoices, but is over budget first.
+        forbidden_too = await conductor.simulate_get(f"/api/v1/finance/invoices/{customer}", headers=auth)
+        return spent, refused, forbidden_too
+
+    spent, refused, forbidden_too = run(stack, check, ERP_RATE_LIMITS_POLICIES_USER_LIMIT="1",
+                                        ERP_RATE_LIMITS_POLICIES_USER_WINDOW="10m")
+    assert spent.status_code == 200
+    assert refused.status_code == 429 and "X-Cache" not in refused.headers
+    assert refused.json["code"] == "RATE_LIMITED" and "data" not in refused.json
+    assert forbidden_too.status_code == 429
+    assert list(valkey_client.scan_iter(PREFIX + "cache:*:fill")) == []
+
+
+def test_a_forbidden_read_is_refused_before_the_cache(stack, writes, valkey_client):
+    async def check(conductor):
+        auth = await sign_in(conductor, "viewer@acme.example")
+        return await conductor.simulate_get("/api/v1/finance/invoices/00000000-0000-0000-0000-000000000000",
+                                            headers=auth)
+
+    answer = run(stack, check)
+    assert answer.status_code == 403 and "X-Cache" not in answer.headers
+    assert "RateLimit-Remaining" in answer.headers  # counted, as before authorization
+    assert list(valkey_client.scan_iter(PREFIX + "cache:*")) == []
