@@ -653,6 +653,12 @@ def _read_yaml(path: str, via: str) -> dict:
     return data
 
 
+def without_configuration(environ: Mapping[str, str]) -> dict[str, str]:
+    """An environment with no gateway configuration in it (no ERP_*, no CONFIG_FILE): what
+    a child process gets when it must not inherit a developer's settings."""
+    return {k: v for k, v in environ.items() if not k.startswith(ENV_PREFIX) and k != "CONFIG_FILE"}
+
+
 def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Defaults < file (``path``, else ``env['CONFIG_FILE']``) < ERP_* environment."""
     env = os.environ if env is None else env

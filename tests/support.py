@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 
 import httpx
@@ -12,11 +13,19 @@ from emulator.cli import granian_command
 from emulator.ports import free_port
 from emulator.processes import spawn, stop
 from emulator.services.seed import DEMO_PASSWORD  # noqa: F401  (re-exported for tests)
+from runtime.config import without_configuration
+
+
+GW = [sys.executable, "-m", "emulator.cli"]  # the `gw` command of this interpreter
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment minus any gateway configuration, plus `extra`."""
+    return {**without_configuration(os.environ), **extra}
 
 
 def granian_env(stack_env: dict[str, str], **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_") and k != "CONFIG_FILE"}
-    env.update(stack_env)
+    env = clean_env(**stack_env)
     env.setdefault("ERP_LOGGING_LEVEL", "warning")
     # Every test calls from 127.0.0.1 and signs in as the same few users: budgets no test
     # exhausts by accident (tests/integration/test_rate_limits.py sets its own).

@@ -22,6 +22,7 @@ from emulator.cli import granian_command
 from emulator.ports import free_port
 from emulator.processes import spawn
 from emulator.services.jwks import JWKS_PATH
+from runtime.config import without_configuration
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +77,7 @@ def _stop_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
 
 def _clean_env(**extra: str) -> dict[str, str]:
     """This shell's environment minus its ERP_* settings, so a developer's setup can't leak in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_") and k != "CONFIG_FILE"}
+    env = without_configuration(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env

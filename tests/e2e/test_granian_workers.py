@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from emulator.processes import stop
-from tests.e2e.test_gw_serve import GW, clean_env
+from tests.support import GW, clean_env
 from tests.journey import run_auth_journey
 from tests.support import granian_env, start_gateway
 

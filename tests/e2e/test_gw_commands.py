@@ -6,7 +6,7 @@ import json
 import subprocess
 
 from runtime.endpoint import discover
-from tests.e2e.test_gw_serve import GW, clean_env
+from tests.support import GW, clean_env
 
 
 def gw(*args: str, **env: str) -> subprocess.CompletedProcess:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import httpx
@@ -13,14 +11,8 @@ import httpx
 from emulator.ports import free_port, wait_for_port
 from tests.e2e.processes import alive, descendants
 from tests.journey import run_auth_journey
+from tests.support import GW, clean_env
 
-GW = [sys.executable, "-m", "emulator.cli"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_") and k != "CONFIG_FILE"}
-    env.update(extra)
-    return env
 
 
 def test_gw_serve_journey_and_clean_shutdown():

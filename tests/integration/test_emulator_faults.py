@@ -17,7 +17,7 @@ from emulator.ports import free_port
 from emulator.services import crm
 from emulator.services.faults import NO_FAULT, Fault, merge, parse_fault
 from proto.erp.crm.v1 import crm_pb2, crm_pb2_grpc
-from tests.e2e.test_gw_serve import GW, clean_env
+from tests.support import GW, clean_env
 
 ORG = (("x-organization-id", "org-1"),)
 

@@ -6,7 +6,6 @@ GET, PATCH and DELETE, exactly like an id that does not exist, and the Acme row 
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
