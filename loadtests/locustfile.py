@@ -1,13 +1,18 @@
 """A signed-in user's journey through the gateway, for correctness under load.
 
-Start the gateway with its stand-in backends (`gw serve`), then run Locust headless; it stops
-by itself after 30 s and exits non-zero if any request failed:
+Start the gateway with its stand-in backends and rate limits raised past what the journey
+sends (the defaults, 60 anonymous requests a minute per IP and 10 logins per email, would
+turn it into a test of the limiter), then run Locust headless; it stops by itself after 30 s
+and exits non-zero if any request failed:
 
+    ERP_RATE_LIMITS_POLICIES_ANONYMOUS_LIMIT=100000 ERP_RATE_LIMITS_POLICIES_LOGIN_LIMIT=100000 \
+        ERP_RATE_LIMITS_POLICIES_USER_LIMIT=100000 gw serve
     locust -f loadtests/locustfile.py --headless -u 20 -r 10 -t 30s --host http://127.0.0.1:8080
 
 Each simulated user signs in once, then mostly reads its profile, sometimes checks /health and
-occasionally rotates its tokens. Every answer must be a 2xx with the envelope's `success: true`.
-Against another deployment, set LOCUST_EMAIL and LOCUST_PASSWORD.
+occasionally rotates its tokens. Users take the demo accounts in turn, so the journey spans
+roles and both organizations. Every answer must be a 2xx with the envelope's `success: true`.
+Against another deployment, set LOCUST_EMAIL and LOCUST_PASSWORD (one account for all users).
 
 Locust in one process tops out at a few thousand req/s: use it for journeys, and
 `python -m loadtests.bench` (wrk) for throughput ceilings.
@@ -15,6 +20,7 @@ Locust in one process tops out at a few thousand req/s: use it for journeys, and
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from locust import between, task
@@ -28,6 +34,18 @@ def _password() -> str:
     from emulator.services.seed import DEMO_PASSWORD  # the emulator's development password
 
     return DEMO_PASSWORD
+
+
+def _email() -> str:
+    """LOCUST_EMAIL, or the emulator's demo users in turn."""
+    if "LOCUST_EMAIL" in os.environ:
+        return os.environ["LOCUST_EMAIL"]
+    from emulator.services.seed import DEMO_USERS
+
+    return DEMO_USERS[next(_turn) % len(DEMO_USERS)][0]
+
+
+_turn = itertools.count()
 
 
 def _check(response) -> dict | None:
@@ -48,7 +66,7 @@ class SignedInUser(FastHttpUser):
     wait_time = between(0.1, 1.0)
 
     def on_start(self) -> None:
-        credentials = {"email": os.environ.get("LOCUST_EMAIL", "admin@acme.example"), "password": _password()}
+        credentials = {"email": _email(), "password": _password()}
         with self.client.post("/api/v1/auth/login", json=credentials, catch_response=True) as response:
             data = _check(response)
         if data is None:
