@@ -39,6 +39,9 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         valkey["rate_limits"] = "shared" if resources.limiter.shared else "local"
         if valkey["rate_limits"] == "local" and valkey["status"] == "up":
             valkey["status"], valkey["error"] = "down", "rate limits counted per worker"
+    if valkey is not None:
+        # Informational: while the feed is not synced each request asks Valkey (correct, slower).
+        valkey["revocations"] = "synced" if resources.revocations.synced else "per-request"
     down = {n for n, r in dependencies.items() if r["status"] == "down"}
     status = "unavailable" if down & REQUIRED else "degraded" if down else "ready"
     return {"status": status, "dependencies": dependencies}

@@ -105,6 +105,7 @@ def test_the_common_path_pays_no_valkey_round_trip_for_revocation(instances, sto
     for _ in range(50):
         assert me(b, token) == 200
     assert exists_calls(store) == before
+    assert b.get("/ready").json()["data"]["dependencies"]["valkey"]["revocations"] == "synced"
 
 
 def test_the_revocation_key_expires_with_the_token(instances, store):
