@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Callable
 
 import httpx
 
@@ -43,6 +44,18 @@ def start_gateway(env: dict[str, str], workers: int = 1, timeout: float = 30) ->
         stop(process)
         raise RuntimeError("the gateway did not start under Granian")
     return process, url
+
+
+def poll_ready(url: str, until: Callable[[httpx.Response], bool], timeout: float = 10) -> httpx.Response:
+    """GET /ready until `until(answer)` holds or `timeout` passes; the last answer. Readiness
+    comes from background health checks, so a change shows within one check interval, not
+    on the very next request."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = httpx.get(url + "/ready", timeout=5)
+        if until(answer) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float) -> bool:

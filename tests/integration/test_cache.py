@@ -4,14 +4,13 @@ and serving on when Valkey is down. Backend calls are counted at the emulator.""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import pytest
 
 from emulator.processes import stop
 from tests.conftest import StackThread, login
-from tests.support import granian_env, start_gateway
+from tests.support import granian_env, poll_ready, start_gateway
 
 GET_USER = "/erp.auth.v1.AuthService/GetUser"
 
@@ -81,13 +80,7 @@ def test_valkey_down_serves_from_backends_and_ready_is_degraded(own_stack):
             assert [a.status_code for a in answers] == [200] * 3, answers[0].text
             assert all(a.headers["x-cache"] == "MISS" for a in answers)
             assert calls(stack, "auth", GET_USER) - before == 3
-            # Readiness checks run in the background: allow them a few intervals to notice.
-            deadline = time.monotonic() + 10
-            while True:
-                ready = c.get("/ready")
-                if ready.json()["data"]["dependencies"]["valkey"]["status"] == "down" or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            ready = poll_ready(url, lambda a: a.json()["data"]["dependencies"]["valkey"]["status"] == "down")
             assert ready.status_code == 200
             assert ready.json()["data"]["status"] == "degraded"
             assert ready.json()["data"]["dependencies"]["valkey"]["status"] == "down"

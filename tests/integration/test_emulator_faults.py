@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -17,7 +16,7 @@ from emulator.ports import free_port
 from emulator.services import crm
 from emulator.services.faults import NO_FAULT, Fault, merge, parse_fault
 from proto.erp.crm.v1 import crm_pb2, crm_pb2_grpc
-from tests.support import GW, clean_env
+from tests.support import GW, clean_env, poll_ready
 
 ORG = (("x-organization-id", "org-1"),)
 
@@ -197,12 +196,8 @@ def test_gw_serve_takes_the_same_faults():
             line = process.stdout.readline()
             assert line, "gw serve exited before printing its faults"
             banner += line
-        deadline = time.monotonic() + 15
-        while True:
-            report = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).json()["data"]
-            if report["dependencies"]["crm"]["status"] == "down" or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        answer = poll_ready(f"http://127.0.0.1:{port}", lambda a: a.json()["data"]["dependencies"]["crm"]["status"] == "down")
+        report = answer.json()["data"]
         assert report["dependencies"]["crm"]["status"] == "down"
         assert report["dependencies"]["hrm"]["status"] == "up" and report["status"] == "degraded"
     finally:

@@ -14,7 +14,7 @@ import valkey
 
 from emulator.processes import stop
 from emulator.valkey import EmbeddedValkey
-from tests.support import DEMO_PASSWORD, granian_env, start_gateway
+from tests.support import DEMO_PASSWORD, granian_env, poll_ready, start_gateway
 
 PREFIX = "rl-test:"
 REFRESH = "/api/v1/auth/refresh"
@@ -144,13 +144,8 @@ def own_valkey(stack):
     server.stop()
 
 
-def ready_report(url: str, want, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        report = httpx.get(url + "/ready", timeout=10).json()["data"]
-        if want(report) or time.monotonic() > deadline:
-            return report
-        time.sleep(0.1)
+def ready_report(url: str, want) -> dict:
+    return poll_ready(url, lambda a: want(a.json()["data"])).json()["data"]
 
 
 def test_with_valkey_down_a_local_limiter_takes_over_and_ready_says_degraded(own_valkey):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
 from emulator.processes import stop
 from tests.conftest import StackThread
-from tests.support import granian_env, start_gateway
+from tests.support import granian_env, poll_ready, start_gateway
 
 
 @pytest.fixture(scope="module")
@@ -21,16 +20,10 @@ def own_stack():
     running.close()
 
 
-def ready_until(http, url, status: int, timeout: float = 10, report: str | None = None):
-    """Poll /ready: its answers come from background health checks, so a change shows up
-    within one check interval, not on the very next request."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = http.get(url + "/ready")
-        reached = answer.status_code == status and (report is None or answer.json()["data"]["status"] == report)
-        if reached or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.1)
+def ready_until(url: str, status: int, report: str | None = None):
+    return poll_ready(
+        url, lambda a: a.status_code == status and (report is None or a.json()["data"]["status"] == report)
+    )
 
 
 def test_ready_is_503_while_auth_is_down_and_recovers(own_stack, http):
@@ -39,7 +32,7 @@ def test_ready_is_503_while_auth_is_down_and_recovers(own_stack, http):
     assert http.get(url + "/ready").status_code == 200
     stack.run(server.stop(0))
     try:
-        answer = ready_until(http, url, 503)
+        answer = ready_until(url, 503)
         assert answer.status_code == 503, answer.text
         doc = answer.json()
         assert doc["success"] is False and doc["code"] == "BACKEND_UNAVAILABLE"
@@ -51,7 +44,7 @@ def test_ready_is_503_while_auth_is_down_and_recovers(own_stack, http):
         assert http.get(url + "/health").status_code == 200  # liveness never depends on backends
     finally:
         stack.run(server.start(server.host, server.port))
-    assert ready_until(http, url, 200).status_code == 200
+    assert ready_until(url, 200).status_code == 200
 
 
 def test_an_optional_backend_down_is_degraded_not_unavailable(own_stack, http):
@@ -59,7 +52,7 @@ def test_an_optional_backend_down_is_degraded_not_unavailable(own_stack, http):
     server = stack.stack.backends.servers["finance"]
     stack.run(server.stop(0))
     try:
-        answer = ready_until(http, url, 200, report="degraded")
+        answer = ready_until(url, 200, report="degraded")
         report = answer.json()["data"]
         assert answer.status_code == 200
         assert report["status"] == "degraded"
