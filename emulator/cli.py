@@ -110,13 +110,12 @@ def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, c
             env["CONFIG_FILE"] = str(Path(config_path).resolve())
         gateway = spawn(granian_command(host, port, workers), env=env)
         try:
-            from emulator.ports import wait_for_port
+            from emulator.ports import wait_for_http
 
-            up = await asyncio.to_thread(wait_for_port, "127.0.0.1" if host in ("0.0.0.0", "::") else host, port, 30)
-            if not up or gateway.poll() is not None:
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            if not await asyncio.to_thread(wait_for_http, f"http://{shown}:{port}/health", gateway, 30):
                 click.echo("the gateway did not start; see the messages above", err=True)
                 return 1
-            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             click.echo(f"gateway     http://{shown}:{port}  ({workers} worker{'s' * (workers > 1)}, Granian)")
             click.echo(f"  health    http://{shown}:{port}/health    ready: http://{shown}:{port}/ready")
             _print_stack(stack)
@@ -166,9 +165,9 @@ def backends(host: str, free_ports: bool, env_file: str | None, faults: dict, co
         try:
             env = stack.environment()
             if env_file:
-                tmp = Path(env_file + ".tmp")
-                tmp.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-                tmp.replace(env_file)  # atomic: a reader never sees half a file
+                from emulator.envfile import write_env_file
+
+                write_env_file(env_file, env)
             _print_stack(stack)
             _print_faults(faults)
             _print_demo_users()

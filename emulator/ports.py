@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -12,8 +16,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_for_port(host: str, port: int, timeout: float) -> bool:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -21,4 +23,19 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
                 return True
         except OSError:
             time.sleep(0.02)
+    return False
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float) -> bool:
+    """Until GET `url` answers 2xx, while `process` lives. Granian opens its port before its
+    workers have run their lifespan start-up, so an open port is not a ready app."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if 200 <= answer.status < 300:
+                    return True
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.05)
     return False

@@ -11,7 +11,7 @@ from typing import Callable
 import httpx
 
 from emulator.cli import granian_command
-from emulator.ports import free_port
+from emulator.ports import free_port, wait_for_http
 from emulator.processes import spawn, stop
 from emulator.services.seed import DEMO_PASSWORD  # noqa: F401  (re-exported for tests)
 from runtime.config import without_configuration
@@ -40,7 +40,7 @@ def start_gateway(env: dict[str, str], workers: int = 1, timeout: float = 30) ->
     port = free_port()
     process = spawn(granian_command("127.0.0.1", port, workers), env=env)
     url = f"http://127.0.0.1:{port}"
-    if not wait_until_healthy(url, process, timeout):
+    if not wait_for_http(url + "/health", process, timeout):
         stop(process)
         raise RuntimeError("the gateway did not start under Granian")
     return process, url
@@ -56,16 +56,3 @@ def poll_ready(url: str, until: Callable[[httpx.Response], bool], timeout: float
         if until(answer) or time.monotonic() > deadline:
             return answer
         time.sleep(0.1)
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float) -> bool:
-    """Granian binds before its workers load the app: wait for an answer, not a port."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    return False

@@ -19,7 +19,8 @@ from pathlib import Path
 import orjson
 
 from emulator.cli import granian_command
-from emulator.ports import free_port
+from emulator.envfile import wait_for_env_file
+from emulator.ports import free_port, wait_for_http
 from emulator.processes import spawn
 from emulator.services.jwks import JWKS_PATH
 from runtime.config import without_configuration
@@ -98,15 +99,10 @@ def start_backends(processes: Processes, timeout: float = 60.0) -> dict[str, str
         [sys.executable, "-m", "emulator.cli", "backends", "--free-ports", "--env-file", str(env_file)],
         _clean_env(),
     )
-    deadline = time.monotonic() + timeout
-    while not env_file.exists():  # written atomically, so it is complete once it exists
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("`gw backends` did not start; see its messages above")
-        time.sleep(0.05)
-    lines = env_file.read_text().splitlines()
+    env = wait_for_env_file(env_file, process, timeout)
     env_file.unlink()
     env_file.parent.rmdir()
-    return dict(line.split("=", 1) for line in lines if "=" in line)
+    return env
 
 
 def start_granian(processes: Processes, name: str, workers: int, env: dict[str, str], factory: str | None = None,
@@ -116,19 +112,11 @@ def start_granian(processes: Processes, name: str, workers: int, env: dict[str, 
     command = granian_command(HOST, port, workers)
     process = processes.start(name, _with_factory(command, factory) if factory else command, env)
     base = f"http://{HOST}:{port}"
-    deadline = time.monotonic() + timeout
-    while True:  # the port opens before the workers finish their lifespan start-up
+    if not wait_for_http(base + ready_path, process, timeout):
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited during start-up; see its messages above")
-        try:
-            with urllib.request.urlopen(base + ready_path, timeout=2) as answer:
-                if 200 <= answer.status < 300:
-                    return base
-        except (OSError, urllib.error.URLError):
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{name} did not answer {ready_path} within {timeout:.0f}s")
-        time.sleep(0.1)
+        raise RuntimeError(f"{name} did not answer {ready_path} within {timeout:.0f}s")
+    return base
 
 
 def start_servers(processes: Processes, workers: int) -> dict[str, str]:

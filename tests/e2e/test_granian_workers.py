@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 import httpx
 import pytest
 
+from emulator.envfile import wait_for_env_file
 from emulator.processes import stop
 from tests.support import GW, clean_env
 from tests.journey import run_auth_journey
@@ -21,14 +21,10 @@ def backends_env(tmp_path_factory):
         [*GW, "backends", "--free-ports", "--env-file", str(env_file)],
         env=clean_env(), stdout=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while not env_file.exists():
-        assert process.poll() is None, "gw backends exited"
-        assert time.monotonic() < deadline, "gw backends did not write its environment"
-        time.sleep(0.05)
-    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
-    yield env
-    stop(process)
+    try:
+        yield wait_for_env_file(env_file, process, 60)
+    finally:
+        stop(process)
 
 
 def test_two_workers_journey(backends_env):

@@ -27,9 +27,9 @@ from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
 
 from emulator.cli import granian_command
-from emulator.ports import free_port
+from emulator.ports import free_port, wait_for_http
 from emulator.processes import spawn, stop
-from tests.support import DEMO_PASSWORD, granian_env, wait_until_healthy
+from tests.support import DEMO_PASSWORD, granian_env
 
 ME = "/api/v1/auth/me"
 ADMIN = "admin@acme.example"
@@ -74,7 +74,7 @@ def loud_gateway(stack, tmp_path_factory):
         process = spawn(granian_command("127.0.0.1", port, 1), env=env, stdout=log_file,
                         stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    if not wait_until_healthy(url, process, 30):
+    if not wait_for_http(url + "/health", process, 30):
         stop(process)
         raise RuntimeError("the gateway did not start under Granian")
     yield url, process, log_path
