@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
 
@@ -36,9 +36,13 @@ def granian_env(stack_env: dict[str, str], **extra: str) -> dict[str, str]:
     return env
 
 
-def start_gateway(env: dict[str, str], workers: int = 1, timeout: float = 30) -> tuple[subprocess.Popen, str]:
+def start_gateway(
+    env: dict[str, str], workers: int = 1, timeout: float = 30, **popen: Any
+) -> tuple[subprocess.Popen, str]:
+    """The gateway under Granian on a free port, once it answers /health; `popen` goes to
+    Popen (e.g. stdout= to capture its logs)."""
     port = free_port()
-    process = spawn(granian_command("127.0.0.1", port, workers), env=env)
+    process = spawn(granian_command("127.0.0.1", port, workers), env=env, **popen)
     url = f"http://127.0.0.1:{port}"
     if not wait_for_http(url + "/health", process, timeout):
         stop(process)

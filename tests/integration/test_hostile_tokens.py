@@ -26,10 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
 
-from emulator.cli import granian_command
-from emulator.ports import free_port, wait_for_http
-from emulator.processes import spawn, stop
-from tests.support import DEMO_PASSWORD, granian_env
+from emulator.processes import stop
+from tests.support import DEMO_PASSWORD, granian_env, start_gateway
 
 ME = "/api/v1/auth/me"
 ADMIN = "admin@acme.example"
@@ -68,15 +66,9 @@ class CountingListener(socketserver.ThreadingTCPServer):
 def loud_gateway(stack, tmp_path_factory):
     """A gateway logging everything at debug level into a file."""
     log_path = tmp_path_factory.mktemp("hostile") / "gateway.log"
-    port = free_port()
     env = granian_env(stack.environment(), ERP_LOGGING_LEVEL="debug")
     with open(log_path, "wb") as log_file:
-        process = spawn(granian_command("127.0.0.1", port, 1), env=env, stdout=log_file,
-                        stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    if not wait_for_http(url + "/health", process, 30):
-        stop(process)
-        raise RuntimeError("the gateway did not start under Granian")
+        process, url = start_gateway(env, stdout=log_file, stderr=subprocess.STDOUT)
     yield url, process, log_path
     stop(process)
 
