@@ -39,6 +39,7 @@ from runtime.endpoint import Route
 from runtime.errors import ApiError, Forbidden, Unauthenticated
 from runtime.auth.tokens import bearer_token
 from runtime.idempotency import HEADER, applies as idempotency_applies
+from runtime.rbac import grants_allow
 from runtime.reply import Reply
 from runtime.security.route_limits import RouteLimits
 from runtime.request_body import read_json
@@ -62,7 +63,10 @@ def authorize(ctx: Context, permission: str) -> None:
     principal = ctx.principal
     if principal is None:
         raise Unauthenticated()
-    if not ctx.resources.policy.allows(principal.roles, permission):
+    if principal.permissions is not None:  # a service account: its own grants, no roles
+        if not grants_allow(principal.permissions, permission):
+            raise Forbidden(f"This service account is not granted {permission}")
+    elif not ctx.resources.policy.allows(principal.roles, permission):
         raise Forbidden(f"Your role does not grant {permission}")
 
 
