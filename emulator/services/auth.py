@@ -27,6 +27,7 @@ from emulator.services.keys import KeyRing
 from emulator.services.roles import PERMISSIONS, ROLE_NAMES, ROLES
 from emulator.services.rpc import Caller, ServiceError, invalid, not_found
 from runtime.auth.session import REVOKED_SESSION
+from runtime.timestamps import timestamp
 from emulator.services.server import ServiceServer
 from emulator.services.store import MAX_BATCH, paginate
 from proto.erp.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -63,9 +64,7 @@ def _sha256(token: str) -> str:
 
 
 def _timestamp(seconds: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
+    return timestamp(seconds)  # milliseconds: the one precision of runtime.timestamps
 
 
 def _unauthenticated(details: str) -> ServiceError:

@@ -18,7 +18,7 @@ class Cors:
         self.origins = frozenset(config.allowed_origins)
         self.any_origin = "*" in self.origins  # config forbids it together with credentials
         self.credentials = config.allow_credentials
-        self.methods = ", ".join(config.allowed_methods)
+        self.methods = tuple(config.allowed_methods)
         self.reflect_headers = "*" in config.allowed_headers
         self.allowed_headers = ", ".join(config.allowed_headers)
         self.exposed = ", ".join(config.exposed_headers)
@@ -36,12 +36,14 @@ class Cors:
             out.append(("Access-Control-Allow-Credentials", "true"))
         return out
 
-    def preflight(self, origin: str, request_headers: str | None) -> Headers | None:
-        """Headers for a 204 preflight answer, or None when the origin is not allowed."""
+    def preflight(self, origin: str, request_headers: str | None, methods: list[str] | None = None) -> Headers | None:
+        """Headers for a 204 preflight answer, or None when the origin is not allowed.
+        `methods`: the route's; only those the configuration allows too are listed."""
         if not self.allows(origin):
             return None
         out = self._origin_headers(origin)
-        out.append(("Access-Control-Allow-Methods", self.methods))
+        listed = self.methods if methods is None else [m for m in methods if m in self.methods or m == "HEAD"]
+        out.append(("Access-Control-Allow-Methods", ", ".join(listed)))
         if self.reflect_headers:
             if request_headers:
                 out += [("Access-Control-Allow-Headers", request_headers), ("Vary", "Access-Control-Request-Headers")]
