@@ -12,7 +12,6 @@ every answer the integration tests receive against this document, and tests lint
 from __future__ import annotations
 
 import inspect
-import re
 from typing import Any, Iterable
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -280,7 +279,7 @@ def _responses(route: Route, messages: MessageSchemas) -> Schema:
         schema = _schema(dict(route.response.schema), messages)
         success_doc = route.response.doc or "The document itself, not an envelope"
     else:
-        schema = _envelope(_data_schema(route.response, messages))
+        schema = _envelope(_schema(route.response, messages))
         success_doc = {200: "OK", 201: "Created"}.get(route.status, "Success")
     responses: Schema = {
         str(route.status): {
@@ -336,21 +335,19 @@ def _schema(value: Any, messages: MessageSchemas) -> Schema:
                 doc["description"] = value.doc
             messages.components[value.name] = doc
         return {"$ref": f"#/components/schemas/{value.name}"}
-    if isinstance(value, dict):
-        return {key: _schema(v, messages) if isinstance(v, (dict, Record, Page)) or _is_message(v) else
-                [_schema(i, messages) if isinstance(i, dict) else i for i in v] if isinstance(v, list) else v
-                for key, v in value.items()}
+    if isinstance(value, dict):  # JSON Schema, maybe with declarations inside (e.g. additionalProperties)
+        return {key: _schema(v, messages) if _is_declaration(v) else v for key, v in value.items()}
     if _is_message(value):
         return messages.ref(value.DESCRIPTOR)
     raise TypeError(f"cannot describe {value!r} as a response: use a message class, Page, Record, Document or dict")
 
 
+def _is_declaration(value: Any) -> bool:
+    return isinstance(value, (dict, Record, Page)) or _is_message(value)
+
+
 def _is_message(value: Any) -> bool:
     return isinstance(value, type) and isinstance(getattr(value, "DESCRIPTOR", None), Descriptor)
-
-
-def _data_schema(response: Any, messages: MessageSchemas) -> Schema:
-    return _schema(response, messages)
 
 
 def _envelope(data: Schema) -> Schema:

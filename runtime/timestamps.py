@@ -15,6 +15,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 
 
+def millis(rfc3339: str) -> str:
+    """protobuf's JSON form of a Timestamp (no fraction, or 3, 6 or 9 digits, always UTC
+    `Z`, years 0001-9999) at exactly three fractional digits, truncated."""
+    if len(rfc3339) == 24:
+        return rfc3339
+    if len(rfc3339) == 20:
+        return rfc3339[:19] + ".000Z"
+    return rfc3339[:23] + "Z"
+
+
 def format_seconds(seconds: int, nanos: int = 0) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos // 1_000_000:03d}Z"
 
