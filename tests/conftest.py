@@ -68,7 +68,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     missed = sorted(operations - hit)
     terminalreporter.write_line(f"contract: {sum(seen.values())} answers checked against /openapi.json, "
                                 f"{len(hit)}/{len(operations)} operations, {len(seen)} (operation, status) pairs")
-    if missed:
+    if missed and len(missed) <= 12:  # a partial run misses many; the whole suite should miss none
         terminalreporter.write_line("contract: not exercised: " + ", ".join(f"{m} {p}" for m, p in missed))
 
 

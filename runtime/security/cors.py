@@ -8,9 +8,12 @@ browser, but 403 tells a developer with curl what went wrong).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 Headers = list[tuple[str, str]]
+
+_HEADER_LIST = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*$")  # RFC 9110 tokens
 
 
 class Cors:
@@ -45,7 +48,8 @@ class Cors:
         listed = self.methods if methods is None else [m for m in methods if m in self.methods or m == "HEAD"]
         out.append(("Access-Control-Allow-Methods", ", ".join(listed)))
         if self.reflect_headers:
-            if request_headers:
+            # Reflected only when it is a plausible list of header names: never echo unbounded input.
+            if request_headers and len(request_headers) <= 1024 and _HEADER_LIST.match(request_headers):
                 out += [("Access-Control-Allow-Headers", request_headers), ("Vary", "Access-Control-Request-Headers")]
         else:
             out.append(("Access-Control-Allow-Headers", self.allowed_headers))

@@ -156,3 +156,15 @@ def test_every_timestamp_has_one_format_and_precision(admin):
     stamps += [p["paid_at"] for p in payments]
     assert payments and all(RFC3339_MILLIS.match(s) for s in stamps), stamps
     assert created["created_at"] == created["updated_at"]  # stored at the precision shown
+
+
+def test_no_answer_echoes_unbounded_input(admin, http):
+    name = "k" * 5000
+    for answer in (admin.get("/api/v1/crm/customers", params={name: "1"}),
+                   admin.post("/api/v1/crm/customers", json={"name": "n", name: 1})):
+        assert answer.status_code == 400 and name not in answer.text and len(answer.content) < 600, answer.text
+        assert any(key.startswith("k" * 64) for key in answer.json()["errors"])  # still named
+    asked = "x-" + "h" * 5000
+    preflight = http.options("/api/v1/auth/me", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": asked})
+    assert preflight.status_code == 204 and asked not in str(preflight.headers)
