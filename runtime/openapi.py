@@ -19,6 +19,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from runtime import errors as api_errors
 from runtime.endpoint import PATH_PARAMETER, Route
 from runtime.responses import Document, Record
+from runtime.request_id import PATTERN as REQUEST_ID_PATTERN
 from runtime.rest import Page
 from runtime.timestamps import RFC3339_PATTERN
 
@@ -70,7 +71,7 @@ for _kind in api_errors.ApiError.__subclasses__():
 _RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 HEADERS: dict[str, Schema] = {
     "X-Request-ID": {"description": "The caller's X-Request-ID when well-formed, else a generated one",
-                     "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{8,128}$"}},
+                     "required": True, "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN}},
     "RateLimit-Limit": {"description": "Requests allowed in the tightest policy's window",
                         "schema": {"type": "integer", "minimum": 0}},
     "RateLimit-Remaining": {"description": "Requests left in the window", "schema": {"type": "integer", "minimum": 0}},
