@@ -93,7 +93,7 @@ def check_routes(config: Config, routes: list[Route]) -> None:
 def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.App:
     routes = discover() if routes is None else routes
     check_routes(config, routes)
-    state = SimpleNamespace(resources=None, routes=routes, config=config)
+    state = SimpleNamespace(resources=None, routes=routes, config=config, route_limits=[])
     middleware = GatewayMiddleware(config, state)
     app = falcon.asgi.App(middleware=[middleware])
     app.req_options.strip_url_path_trailing_slash = True
@@ -104,7 +104,7 @@ def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.
         responders = {f"on_{r.method.lower()}": responder(r, state) for r in path_routes}
         if "on_get" in responders:
             responders["on_head"] = responders["on_get"]  # runtime.methods: HEAD is GET without the body
-        responders["on_options"] = options_responder(allowed_methods([r.method for r in path_routes]), middleware.cors)
+        responders["on_options"] = options_responder(allowed_methods([r.method for r in path_routes]), middleware)
         app.add_route(path, SimpleNamespace(**responders))
     app.add_error_handler(Exception, _on_unexpected)
     app.add_error_handler(falcon.HTTPError, _on_http_error)

@@ -26,13 +26,14 @@ def allowed_methods(methods: list[str]) -> list[str]:
     return sorted(found)
 
 
-def options_responder(methods: list[str], cors: Cors) -> Callable[..., Awaitable[None]]:
+def options_responder(methods: list[str], holder: Any) -> Callable[..., Awaitable[None]]:
+    """`holder.cors`: the current CORS policy (read per request: runtime.reload swaps it)."""
     allow = ", ".join(methods)
 
     async def on_options(req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: Any) -> None:
         origin = req.get_header("Origin")
         if origin is not None and req.get_header("Access-Control-Request-Method"):
-            _preflight(req, resp, cors, origin, methods)
+            _preflight(req, resp, holder.cors, origin, methods)
             return
         resp.status = 204
         resp.set_header("Allow", allow)

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from runtime import errors as api_errors
+from runtime import idempotency
 from runtime.endpoint import PATH_PARAMETER, Route
 from runtime.responses import Document, Record
 from runtime.request_id import PATTERN as REQUEST_ID_PATTERN
@@ -57,6 +58,7 @@ _WHY = {
     409: "Conflicts with an existing record (a unique field)",
     413: "The request body is larger than the route's limit",
     415: "The body is not `application/json`",
+    422: "This Idempotency-Key was used with a different request",
     429: "Rate limited: wait `Retry-After` seconds",
     500: "Internal error; quote the request id",
     502: "The backend answered with an error the gateway has no better status for",
@@ -81,6 +83,8 @@ HEADERS: dict[str, Schema] = {
              "schema": {"type": "string", "pattern": '^"[0-9a-f]{32}"$'}},
     "X-Cache": {"description": "Whether the gateway's cache answered", "schema": {"type": "string", "enum": ["HIT", "MISS"]}},
     "Location": {"description": "The new record's path", "required": True, "schema": {"type": "string", "format": "uri-reference"}},
+    idempotency.REPLAYED: {"description": "This is the stored answer to an earlier request with the same Idempotency-Key",
+                           "schema": {"type": "string", "enum": ["true"]}},
     "WWW-Authenticate": {"description": "RFC 6750: `Bearer error=\"invalid_token\"`", "schema": {"type": "string"}},
 }
 
@@ -206,6 +210,11 @@ def _operation(route: Route, messages: MessageSchemas, components: dict[str, Sch
     if route.etag:
         parameters.append({"name": "If-None-Match", "in": "header", "required": False,
                            "schema": {"type": "string"}, "description": "ETags of copies the client holds"})
+    if idempotency.applies(route):
+        parameters.append({"name": idempotency.HEADER, "in": "header", "required": False,
+                           "schema": {"type": "string", "minLength": 1},
+                           "description": "Retry safely: a repeat with the same key gets the first answer, "
+                                          "marked Idempotent-Replayed, and makes no second write"})
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:
@@ -251,6 +260,12 @@ def _statuses(route: Route) -> dict[int, Any]:
         wanted[404] = _WHY[404]
     if route.method in ("PATCH", "PUT") or (route.method == "POST" and route.status == 201):
         wanted[409] = _WHY[409]
+    if idempotency.applies(route):
+        wanted[400] = _WHY[400]  # a malformed key
+        busy = "a request with this Idempotency-Key is still in progress"
+        wanted[409] = f"{wanted[409]}; or {busy}" if 409 in wanted else busy[0].upper() + busy[1:]
+        wanted[422] = _WHY[422]
+        wanted[503] = _WHY[503]  # keys cannot be checked while Valkey is down
     wanted[500] = _WHY[500]
     if route.upstream:
         wanted.update({502: _WHY[502], 503: _WHY[503], 504: _WHY[504]})
@@ -262,7 +277,7 @@ def _headers(route: Route, status: int) -> Schema:
     names = ["X-Request-ID"]
     if route.rate_limit is not False:
         names += _RATE_LIMIT_HEADERS
-    if status in (429, 503):
+    if status in (429, 503) or (status == 409 and idempotency.applies(route)):  # 409: a keyed request still runs
         names.append("Retry-After")
     if status == 401:
         names.append("WWW-Authenticate")
@@ -272,6 +287,8 @@ def _headers(route: Route, status: int) -> Schema:
         names.append("X-Cache")
     if status == 201:
         names.append("Location")
+    if idempotency.applies(route) and status < 500:  # any kept answer may be replayed
+        names.append(idempotency.REPLAYED)
     return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
 
 
@@ -326,12 +343,17 @@ def _schema(value: Any, messages: MessageSchemas) -> Schema:
     if isinstance(value, Record):
         if value.name not in messages.components:
             messages.components[value.name] = {}  # placeholder: a record may refer to itself
-            doc: Schema = {
-                "type": "object",
-                "properties": {name: _schema(v, messages) for name, v in value.properties.items()},
-                "required": [name for name in value.properties if name not in value.optional],
-                "additionalProperties": False,
-            }
+            properties: Schema = {}
+            required: list[str] = []
+            if value.extends is not None:
+                ref = messages.ref(value.extends.DESCRIPTOR)["$ref"].rsplit("/", 1)[1]
+                base = messages.components[ref]
+                properties.update(base["properties"])
+                required += base.get("required", [])
+            properties.update({name: _schema(v, messages) for name, v in value.properties.items()})
+            required += [name for name in value.properties if name not in value.optional]
+            doc: Schema = {"type": "object", "properties": properties, "required": required,
+                           "additionalProperties": False}
             if value.doc:
                 doc["description"] = value.doc
             messages.components[value.name] = doc

@@ -22,6 +22,7 @@ class Record:
     properties: Mapping[str, Any]
     optional: tuple[str, ...] = ()
     doc: str = ""
+    extends: Any = None  # a message class whose fields come first (e.g. an account plus its secret)
 
 
 @dataclass(frozen=True)

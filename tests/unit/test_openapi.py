@@ -62,8 +62,11 @@ def test_parameters_bodies_and_responses_of_a_resource(spec):
     assert "patch" in item and "patch" not in spec["paths"]["/api/v1/finance/payments/{id}"]
 
     create = spec["paths"]["/api/v1/crm/customers"]["post"]
-    assert set(create["responses"]) == {"201", "400", "401", "403", "409", "413", "415", "429", "500", "502", "503", "504"}
-    assert "Location" in create["responses"]["201"]["headers"]
+    assert set(create["responses"]) == {"201", "400", "401", "403", "409", "413", "415", "422", "429", "500", "502",
+                                        "503", "504"}
+    assert {"Location", "Idempotent-Replayed"} <= set(create["responses"]["201"]["headers"])
+    assert "Idempotency-Key" in {p["name"] for p in create["parameters"]}
+    assert "Idempotency-Key" in create["responses"]["409"]["description"]
     body = spec["components"]["schemas"]["CreateCustomer"]
     assert body["required"] == ["name"] and body["additionalProperties"] is False
     assert spec["components"]["schemas"]["UpdateCustomer"]["minProperties"] == 1
