@@ -32,7 +32,8 @@ def _check_answer(response: httpx.Response) -> None:
     request = response.request
     problems = contract().problems(request.method, request.url.path, response.status_code,
                                    response.headers, response.content)
-    assert not problems, "answer does not match /openapi.json:\n  " + "\n  ".join(problems)
+    assert not problems, ("answer does not match /openapi.json (fix the route's @endpoint declarations: response=, "
+                          "errors=, upstream=; see runtime/openapi.py):\n  " + "\n  ".join(problems))
 
 
 @pytest.fixture(autouse=True, scope="session")
