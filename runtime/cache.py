@@ -138,7 +138,8 @@ class Cache:
             version, entry, locked = await read
         except (ValkeyError, OSError) as exc:
             self.stats[f"{policy}:bypass"] += 1
-            log.warning("cache unavailable, reading through", extra={"error": str(exc)[:200]})
+            # Not a warning per request: the client's breaker logs when Valkey goes and comes back.
+            log.debug("cache unavailable, reading through", extra={"error": str(exc)[:200]})
             return await load(), False
         key = entry_prefix + version.decode()
         if entry is not None:

@@ -40,8 +40,20 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         if valkey["rate_limits"] == "local" and valkey["status"] == "up":
             valkey["status"], valkey["error"] = "down", "rate limits counted per worker"
     if valkey is not None:
-        # Informational: while the feed is not synced each request asks Valkey (correct, slower).
-        valkey["revocations"] = "synced" if resources.revocations.synced else "per-request"
+        mux = resources.valkey_mux
+        valkey["breaker"] = mux.breaker.state  # the request path's view, which fails fast while open
+        if valkey["status"] == "up" and not mux.available:
+            valkey["status"], valkey["error"] = "down", "request path failing fast (breaker open)"
+        # While the feed is not synced each request asks Valkey (correct, slower); while neither
+        # answers, `security.revocation_unavailable` decides and readiness is degraded.
+        revocations = resources.revocations
+        if revocations.blind:
+            valkey["revocations"] = f"unchecked ({revocations.unavailable})"
+            if valkey["status"] == "up":
+                valkey["status"], valkey["error"] = "down", "revocations cannot be checked"
+        else:
+            valkey["revocations"] = "synced" if revocations.synced else "per-request"
+        valkey["revocation_checks_unchecked"] = revocations.unchecked
     down = {n for n, r in dependencies.items() if r["status"] == "down"}
     status = "unavailable" if down & REQUIRED else "degraded" if down else "ready"
     return {"status": status, "dependencies": dependencies}

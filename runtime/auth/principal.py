@@ -15,6 +15,7 @@ class Principal:
     session_id: str  # the `sid`: the refresh-token family this access token belongs to
     expires_at: float
     issued_at: float
+    key_id: str = ""  # the `kid` that signed the token: withdrawn from the JWKS, the token dies
 
     @property
     def revocation_ids(self) -> tuple[str, ...]:
