@@ -140,7 +140,9 @@ async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx
     if route.cache is not None:
 
         async def load() -> Any:
-            result = await route.handler(req, ctx, **params)
+            # Shared with every request of this worker waiting for the same entry: it runs as a
+            # task with a budget of its own (Cache.fetch), not this request's remaining one.
+            result = await route.handler(req, ctx.detached(), **params)
             if isinstance(result, Reply):
                 raise TypeError(f"{route.name}: a cached route returns plain data, not a Reply")
             return result
