@@ -14,8 +14,7 @@ connection (or a few, `redis.connections`) per worker, shared by every request o
   oldest unanswered command is older than `timeout`, the whole connection fails (TimeoutError
   for every waiting caller): its late replies could no longer be matched to their callers.
 - Connection loss fails every pending call at once (ConnectionError); the next call
-  reconnects. One connect attempt at a time per connection, and after a failed one calls
-  fail fast for `backoff` seconds instead of each paying a connect attempt.
+  reconnects, one connect attempt at a time per connection.
 - A circuit breaker (one per client, so one for the cache, the limiter and the revocation
   checks alike): a timeout or a lost or refused connection opens it, and for `cooldown`
   seconds every call fails at once with CircuitOpenError instead of waiting `timeout` for a
@@ -210,11 +209,18 @@ class _Connection(asyncio.Protocol):
             self.fail(errors.InvalidResponse(f"Protocol error from Valkey: {exc}"))
 
     def _check(self) -> None:
-        """The watchdog, every timeout/4: a reply late by `timeout` fails the connection."""
-        if self.pending and self.loop.time() - self.pending[0][1] >= self.timeout:
-            self.fail(errors.TimeoutError(f"Timeout reading from Valkey (no reply within {self.timeout}s)"))
-        elif self.error is None:
-            self._watchdog = self.loop.call_later(self.timeout / 4, self._check)
+        """The watchdog: a reply late by `timeout` fails the connection. Idle, it looks every
+        timeout/4; with commands pending it wakes exactly when the oldest is due, so a stalled
+        server fails its callers (and opens the breaker) at `timeout`, not up to a quarter later."""
+        delay = self.timeout / 4
+        if self.pending:
+            late = self.loop.time() - self.pending[0][1] - self.timeout
+            if late >= 0:
+                self.fail(errors.TimeoutError(f"Timeout reading from Valkey (no reply within {self.timeout}s)"))
+                return
+            delay = min(delay, -late)
+        if self.error is None:
+            self._watchdog = self.loop.call_later(delay, self._check)
 
     def fail(self, exc: Exception) -> None:
         """Fail every waiting caller with `exc` and drop the connection."""
@@ -254,23 +260,20 @@ class Script:
 class _Slot:
     """One connection of the client and what it takes to (re)open it."""
 
-    __slots__ = ("conn", "lock", "retry_at", "error")
+    __slots__ = ("conn", "lock")
 
     def __init__(self) -> None:
         self.conn: _Connection | None = None
         self.lock = asyncio.Lock()  # one connect attempt at a time
-        self.retry_at = 0.0  # loop time before which a failed connect is not retried
-        self.error: Exception | None = None
 
 
 class ValkeyMux:
     def __init__(self, host: str = "localhost", port: int = 6379, *, password: str = "", db: int = 0,
-                 timeout: float = 1.0, connections: int = 1, max_pending: int = 4096, backoff: float = 0.25,
+                 timeout: float = 1.0, connections: int = 1, max_pending: int = 4096,
                  cooldown: float = 1.0) -> None:
         self.host, self.port, self.password, self.db = host, port, password, db
         self.timeout = timeout
         self.max_pending = max_pending
-        self.backoff = backoff
         self._slots = [_Slot() for _ in range(connections)]
         self._turn = 0
         self._closed = False
@@ -382,13 +385,17 @@ class ValkeyMux:
         else:
             self.breaker.failure()  # a call admitted before the trip: counted, changes nothing
 
-    def _probe_later(self) -> None:
+    def _probe_later(self, delay: float | None = None) -> None:
         """Probe when the cool-down ends, whether or not a request comes: the path is back
         before the next request needs it."""
-        asyncio.get_running_loop().call_later(self.breaker.cooldown, self._probe_now)
+        asyncio.get_running_loop().call_later(self.breaker.cooldown if delay is None else delay, self._probe_now)
 
     def _probe_now(self) -> None:
         if self._closed or self.breaker.state == CLOSED:
+            return
+        early = self.breaker.retry_after()  # the loop's clock may run ahead of the breaker's
+        if early > 0:
+            self._probe_later(early + 0.001)
             return
         try:
             if self.breaker.admit():
@@ -427,14 +434,9 @@ class ValkeyMux:
                 raise errors.ConnectionError("Valkey client is closed")
             if slot.conn is not None and slot.conn.error is None:
                 return slot.conn  # another caller connected while we waited
-            loop = asyncio.get_running_loop()
-            if loop.time() < slot.retry_at:
-                raise errors.ConnectionError(f"{slot.error} (not retried for {self.backoff}s)")
-            try:
-                slot.conn = await self._open(loop)
-            except errors.ValkeyError as exc:
-                slot.retry_at, slot.error = loop.time() + self.backoff, exc
-                raise
+            # No backoff of its own after a failed attempt: the breaker has opened, so nobody
+            # tries again before its probe does.
+            slot.conn = await self._open(asyncio.get_running_loop())
             return slot.conn
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:

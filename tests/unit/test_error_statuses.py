@@ -31,7 +31,7 @@ def answer(error: falcon.HTTPError) -> falcon.testing.Result:
     (falcon.HTTPUriTooLong(), 414, "URI_TOO_LONG"),
     (falcon.HTTPRequestHeaderFieldsTooLarge(), 431, "HEADERS_TOO_LARGE"),
     (falcon.HTTPBadRequest(), 400, "VALIDATION_FAILED"),
-    (falcon.HTTPPayloadTooLarge(), 413, "PAYLOAD_TOO_LARGE"),
+    (falcon.HTTPContentTooLarge(), 413, "PAYLOAD_TOO_LARGE"),
     (falcon.HTTPRangeNotSatisfiable(10), 416, "REQUESTED_RANGE_NOT_SATISFIABLE"),
     (falcon.HTTPUnprocessableEntity(), 422, "UNPROCESSABLE_ENTITY"),
     (falcon.HTTPTooManyRequests(), 429, "RATE_LIMITED"),
