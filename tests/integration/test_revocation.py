@@ -219,6 +219,22 @@ def test_without_a_synced_feed_every_check_asks_valkey(connect):
     run(scenario())
 
 
+def test_the_fallback_serves_many_concurrent_checks_without_a_pool(connect):
+    """Unsynced, every check asks Valkey, on the request path's multiplexed client: 200 at once
+    all answer (valkey-py's pool, 10 connections and a 1 s wait, refused such bursts)."""
+
+    async def scenario():
+        revocations = connect()  # never started: not subscribed
+        await revocations.valkey.set(revocations.prefix + "gone", "9999999999")
+        answers = await asyncio.gather(*(revocations.is_revoked("gone" if i % 2 else f"fine-{i}")
+                                         for i in range(200)))
+        return answers, revocations.requests.exists_calls, revocations.unchecked
+
+    answers, calls, unchecked = run(scenario())
+    assert answers == [bool(i % 2) for i in range(200)]
+    assert calls == 200 and unchecked == 0
+
+
 def test_a_lost_feed_resubscribes_and_reloads_what_it_missed(connect, store):
     async def scenario():
         revocations = connect(heartbeat=0.5)
