@@ -8,22 +8,25 @@ before routing and authentication: a browser never sends credentials with them.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
 import falcon.asgi
 import orjson
 
-from runtime.config import Config
+from runtime.config import Config, pending_keys
 from runtime.errors import Forbidden
 from runtime.observability.logs import configure_logging
 from runtime.request_id import request_id
+from runtime.reload import ConfigReloader, swap_policies
 from runtime.resources import Resources
 from runtime.security.client_ip import ClientIp
 from runtime.security.cors import Cors
 from runtime.security.headers import security_headers
 
 access_log = logging.getLogger("gateway.access")
+log = logging.getLogger("gateway")
 
 
 def _add_headers(resp: falcon.asgi.Response, headers: list[tuple[str, str]]) -> None:
@@ -32,6 +35,16 @@ def _add_headers(resp: falcon.asgi.Response, headers: list[tuple[str, str]]) -> 
             resp.append_header(name, value)
         else:
             resp.set_header(name, value)
+
+
+def _log_pending(config: Config) -> None:
+    """Say which accepted keys do nothing yet: a warning for those set on purpose."""
+    pending = pending_keys(config)
+    chosen = [f"{key} ({source})" for key, _, source in pending if source != "default"]
+    if chosen:
+        log.warning("configuration keys set but not acted on yet: " + ", ".join(chosen))
+    if pending:
+        log.info("configuration keys not acted on yet (see `gw config`): " + ", ".join(k for k, _, _ in pending))
 
 
 class GatewayMiddleware:
@@ -44,10 +57,19 @@ class GatewayMiddleware:
 
     async def process_startup(self, scope: dict, event: dict) -> None:
         configure_logging(self.config.logging.level, self.config.logging.format)
+        _log_pending(self.config)
         self.state.resources = Resources(self.config)
         await self.state.resources.start()
+        self.reloader = None
+        path = os.environ.get("CONFIG_FILE")
+        if path and self.config.server.reload_interval > 0:
+            self.reloader = ConfigReloader(path, self.config.server.reload_interval, self.config,
+                                           swap_policies(self, self.state))
+            self.reloader.start()
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
+        if getattr(self, "reloader", None) is not None:
+            await self.reloader.close()
         if self.state.resources is not None:
             await self.state.resources.close()
             self.state.resources = None

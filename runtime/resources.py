@@ -15,9 +15,11 @@ from runtime.backends.client import Backends, CallPolicy
 from runtime.backends.health import HealthMonitor, grpc_health_check
 from runtime.cache import Cache
 from runtime.config import Config
+from runtime.domains import declared
 from runtime.rbac import Policy
 from runtime.security.account_lockout import AccountLockout
 from runtime.security.ratelimit import RateLimiter
+from runtime.idempotency import IdempotencyStore
 from runtime.valkey_mux import ValkeyMux
 
 
@@ -43,7 +45,11 @@ class Resources:
         # The request path (rate limits, cache, revocation checks and logout): one shared, pipelined connection; half valkey-py's
         # CPU per call, and most of what is left is the kernel's round trip.
         self.valkey_mux = ValkeyMux.from_config(r)
-        self.backends = Backends(dict(config.grpc.services), CallPolicy.from_config(config.grpc))
+        domains = declared()
+        self.backends = Backends(dict(config.grpc.services), {n: d.stub for n, d in domains.items()},
+                                 CallPolicy.from_config(config.grpc))
+        # Dependencies without which /ready answers 503 (the domains that say so).
+        self.required = frozenset(n for n, d in domains.items() if d.required)
         checks = {name: grpc_health_check(c.channel) for name, c in self.backends.clients.items()}
         self.health = HealthMonitor({**checks, "valkey": self.valkey.ping}, config.grpc.health_interval)
         j = config.jwt
@@ -70,6 +76,9 @@ class Resources:
         failures = config.security.login_failures
         self.lockout = AccountLockout(self.limiter or RateLimiter(self.valkey_mux), failures.limit, failures.window,
                                       r.key_prefix) if failures.limit > 0 else None
+        self.idempotency = (IdempotencyStore(self.valkey_mux, r.key_prefix, config.idempotency,
+                                             config.server.request_timeout)
+                            if config.idempotency.enabled else None)
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""
