@@ -18,7 +18,9 @@ waits for that one (no thundering herd).
 - A poll on a schedule (`poll_interval`, outside the unknown-kid gate): a rotation or a
   withdrawn key is seen within one interval whatever else happens. Without it a stranger's
   junk token with a random `kid` could spend the unknown-kid allowance just before a genuine
-  rotation and keep the new key out for a whole `refetch_interval`.
+  rotation and keep the new key out for a whole `refetch_interval`. An unknown `kid` that
+  finds the gate closed waits for that poll (at most one interval) rather than being
+  refused at once, so the first token of a new key is accepted.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class JwksCache:
         self._attempted_at = float("-inf")  # last fetch started, successful or not
         self._inflight: asyncio.Task | None = None
         self._poller: asyncio.Task | None = None
+        self._polled: asyncio.Future | None = None  # resolved when the next scheduled poll is done
         self._failing = False  # the last fetch failed (logged once per transition)
         self.fetches = 0
 
@@ -92,20 +95,34 @@ class JwksCache:
         """Fetch in the background now, so the first request does not pay for it; then poll."""
         self._refresh_if_allowed()
         if self.poll_interval > 0 and self._poller is None:
-            self._poller = asyncio.get_running_loop().create_task(self._poll())
+            loop = asyncio.get_running_loop()
+            self._polled = loop.create_future()  # from now on an unknown kid can wait for a poll
+            self._poller = loop.create_task(self._poll())
 
     async def close(self) -> None:
         for task in (self._poller, self._inflight):
             if task is not None:
                 task.cancel()
         self._poller = self._inflight = None
+        if self._polled is not None and not self._polled.done():
+            self._polled.set_result(None)
 
     async def _poll(self) -> None:
         """Refetch every `poll_interval`, beside (not counted against) the unknown-kid gate."""
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.poll_interval)
-            if self._inflight is None:
-                self._inflight = asyncio.get_running_loop().create_task(self._refresh())
+            polled = self._polled
+            if polled is None or polled.done():
+                polled = self._polled = loop.create_future()
+            try:
+                await asyncio.sleep(self.poll_interval)
+                task = self._inflight
+                if task is None:
+                    task = self._inflight = loop.create_task(self._refresh())
+                await asyncio.shield(task)
+            finally:  # cancelled at shutdown too: nobody may wait for a poll that never comes
+                if not polled.done():
+                    polled.set_result(None)
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
         key = self._keys.get(kid)
@@ -113,9 +130,13 @@ class JwksCache:
             if self._clock() - self._fetched_at > self.cache_duration:
                 self._refresh_if_allowed()  # not awaited: the known key answers now
             return key
-        task = self._refresh_if_allowed() or self._inflight
+        task = self._refresh_if_allowed() or self._inflight or self._polled
         if task is not None:
-            await asyncio.shield(task)  # a cancelled request must not cancel the shared fetch
+            # The fetch this request started or found, else (the gate is closed) the next
+            # scheduled poll, at most `poll_interval` away: a token of a genuinely new key is
+            # accepted on its first request, not refused until someone else fetched. A junk kid
+            # waits as long, then is refused. Shielded: a cancelled request cancels nothing shared.
+            await asyncio.shield(task)
         return self._keys.get(kid)
 
     def _refresh_if_allowed(self) -> asyncio.Task | None:

@@ -80,9 +80,10 @@ def test_a_junk_kid_keeps_a_rotated_key_out_for_at_most_two_seconds(own_stack, c
     rotate(own_stack)
     rotated_at = time.monotonic()
     fresh = mint(own_stack)  # signed by the new key
-    took = until(lambda: status(client, fresh) == 200, timeout=5)
-    assert took is not None, "the rotated key never became usable"
-    assert time.monotonic() - rotated_at < 2.0, took
+    # Its very first request waits for the gateway's next JWKS poll instead of a 401.
+    assert status(client, fresh) == 200
+    took = time.monotonic() - rotated_at
+    assert took < 2.0, took
     print(f"\nnew key accepted {took * 1000:.0f} ms after rotation, despite the junk token")
 
 

@@ -234,3 +234,20 @@ async def test_a_poll_drops_a_withdrawn_key():
         assert not cache.has("k1") and cache.has("k2")
     finally:
         await cache.close()
+
+
+async def test_with_the_gate_closed_a_new_kid_waits_for_the_next_poll_instead_of_a_refusal():
+    fetch, clock = FakeJwks("k1"), Clock()
+    cache = make(fetch, clock, poll_interval=0.1)
+    assert await cache.key("k1") is not None  # the gate is now closed for 10 s (fake clock)
+    cache.start()
+    try:
+        fetch.kids = ["k1", "k2"]  # rotated
+        started = asyncio.get_running_loop().time()
+        key = await cache.key("k2")  # first request with the new key
+        waited = asyncio.get_running_loop().time() - started
+        assert key is not None and key.key_id == "k2"
+        assert waited < 1.0
+        assert await cache.key("junk") is None  # a junk kid waits as long, then is refused
+    finally:
+        await cache.close()
