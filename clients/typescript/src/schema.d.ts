@@ -1097,7 +1097,7 @@ export interface components {
         /** @description One dependency's health */
         Dependency: {
             /**
-             * @description gRPC backends: the circuit breaker
+             * @description gRPC backends, and valkey's request path: the circuit breaker
              * @enum {string}
              */
             breaker?: "closed" | "open" | "half_open";
@@ -1115,11 +1115,13 @@ export interface components {
             rate_limits?: "shared" | "local";
             /** @description While a required dependency is down, /ready answers 503 */
             required: boolean;
+            /** @description valkey: checks this worker answered by that policy, in all */
+            revocation_checks_unchecked?: number;
             /**
-             * @description valkey: how revocations are checked
+             * @description valkey: how revocations are checked; unchecked while neither the feed nor Valkey answers (security.revocation_unavailable decides)
              * @enum {string}
              */
-            revocations?: "synced" | "per-request";
+            revocations?: "synced" | "per-request" | "unchecked (fail_open)" | "unchecked (fail_closed)";
             /** @enum {string} */
             status: "up" | "down";
         };
