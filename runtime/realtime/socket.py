@@ -263,7 +263,8 @@ class RealtimeEndpoint:
                 raise  # not ours: the server is cancelling the call
             conn.task.uncancel()
         except Closing as closing:
-            conn.close(closing.code, closing.reason)
+            # Keep the queue: it may end with the `error` frame that explains the close.
+            conn.close_code, conn.close_reason = closing.code, closing.reason
         except Exception:
             log.exception("realtime socket failed", extra={"user_id": principal.user_id})
             conn.close(INTERNAL, "internal error")
@@ -273,7 +274,11 @@ class RealtimeEndpoint:
             for key in conn.keys:
                 hub.detach(conn, key)
             if conn.flusher is not None:
-                conn.flusher.cancel()
+                if conn.queue:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(asyncio.shield(conn.flusher), 1.0)
+                if conn.flusher is not None:
+                    conn.flusher.cancel()
             with contextlib.suppress(Exception):
                 await resources.valkey.zrem(self.lease_prefix + principal.user_id, conn.id)
         if conn.close_code is not None:
