@@ -41,6 +41,8 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
     if valkey is not None:
         # Informational: while the feed is not synced each request asks Valkey (correct, slower).
         valkey["revocations"] = "synced" if resources.revocations.synced else "per-request"
+        # Whether this worker's realtime fan-out subscription is live (messages reach its sockets).
+        valkey["realtime"] = "subscribed" if resources.realtime.subscribed else "resubscribing"
     down = {n for n, r in dependencies.items() if r["status"] == "down"}
     status = "unavailable" if down & resources.required else "degraded" if down else "ready"
     return {"status": status, "dependencies": dependencies}

@@ -28,7 +28,7 @@ from runtime.rbac import Policy
 from runtime.realtime import Hub
 from tests.conftest import login
 from tests.integration.realtime_client import Client, sign_in, ws_url
-from tests.support import granian_env, start_gateway
+from tests.support import granian_env, poll_ready, start_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -107,6 +107,12 @@ def run(coroutine):
 
 
 # -- 1. auth ------------------------------------------------------------------------------
+
+def test_ready_says_the_fan_out_subscription_is_live(instances):
+    for url in instances:
+        answer = poll_ready(url, lambda a: a.json()["data"]["dependencies"]["valkey"].get("realtime") == "subscribed")
+        assert answer.json()["data"]["dependencies"]["valkey"]["realtime"] == "subscribed", answer.text
+
 
 def test_a_token_in_the_header_the_query_or_the_first_message(instances, users):
     async def scenario():
