@@ -71,7 +71,7 @@ class Resources:
         self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
         self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
         # Realtime fan-out: one Valkey subscription for the worker, whatever its sockets.
-        self.realtime = Hub(self.valkey, r.key_prefix, config.realtime, self.policy)
+        self.realtime = Hub(self.valkey, r.key_prefix, config.realtime, self.policy, commands=self.valkey_mux)
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""

@@ -162,7 +162,11 @@ class Subscription(Subscriber):
 
 
 class Hub:
-    def __init__(self, valkey: Valkey, prefix: str, settings: Any, policy: "Policy") -> None:
+    def __init__(self, valkey: Valkey, prefix: str, settings: Any, policy: "Policy", commands: Any = None) -> None:
+        """`valkey`: a valkey-py client (the subscription's connection settings, resume reads);
+        `commands`: what publishes run on, the worker's multiplexed client
+        (runtime.valkey_mux) in the gateway so that a burst of publishes never waits for a
+        pool slot; valkey-py when not given."""
         self.valkey = valkey
         self.settings = settings
         self.policy = policy
@@ -170,7 +174,7 @@ class Hub:
         self._log_prefix = prefix + "rt:log:"
         self._seq_key = prefix + "rt:seq"
         self._clock_key = prefix + "rt:clock"
-        self._script = valkey.register_script(_PUBLISH)
+        self._script = (commands or valkey).register_script(_PUBLISH)
         self._routes: dict[str, set[Subscriber]] = {}
         self._last_id: str | None = None  # the newest message this worker has seen
         self._high = 0  # its sequence: live messages at or below it were delivered already
