@@ -17,6 +17,7 @@ from runtime.auth.principal import Principal
 from runtime.config import load_config
 from runtime.rbac import Policy
 from runtime.realtime import ChannelForbidden, Hub
+from runtime.realtime.message import order
 
 
 def principal(user="u-1", org="o-1", roles=("employee",)) -> Principal:
@@ -178,5 +179,30 @@ def test_a_lost_feed_catches_up_from_the_streams(server):
         finally:
             await hub.close()
             await other.close()
+
+    asyncio.run(scenario())
+
+
+def test_delivery_survives_valkey_losing_its_data(server):
+    """A Valkey restart without persistence starts the id counter again at 1; ids still order
+    by their milliseconds, so nothing published afterwards is mistaken for a duplicate."""
+    async def scenario():
+        hub = make_hub(server)
+        await started(hub)
+        admin = valkey_asyncio.Valkey(host=server.host, port=server.port)
+        try:
+            p = principal("amnesia")
+            async with hub.listen(p, ["notifications:amnesia"]) as sub:
+                for n in range(3):
+                    await hub.publish("notifications:amnesia", {"n": n})
+                before = [(await next_message(sub)).message_id for _ in range(3)]
+                await admin.flushall()
+                after = await hub.publish("notifications:amnesia", {"n": 3})
+                assert after.message_id.endswith("-1")  # the counter started again
+                assert (await next_message(sub)).message_id == after.message_id
+                assert all(after.order > order(m) for m in before)
+        finally:
+            await admin.aclose()
+            await hub.close()
 
     asyncio.run(scenario())
