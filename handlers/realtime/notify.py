@@ -15,8 +15,23 @@ NOTIFICATION = Body(
     },
 )
 
+# What was published, exactly as subscribers receive it.
+MESSAGE = {
+    "type": "object",
+    "required": ["type", "channel", "data", "timestamp", "user_id", "message_id"],
+    "properties": {
+        "type": {"type": "string", "enum": ["message"]},
+        "channel": {"type": "string"},
+        "data": {"type": "object"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "user_id": {"type": ["string", "null"], "description": "the sender"},
+        "message_id": {"type": "string", "description": "<ms>-<sequence>; resume after it with since"},
+    },
+}
 
-@endpoint("POST", "/api/v1/notifications", body=NOTIFICATION, status=202, max_body_bytes=65_536, tags=("realtime",))
+
+@endpoint("POST", "/api/v1/notifications", body=NOTIFICATION, status=202, max_body_bytes=65_536, tags=("realtime",),
+          response=MESSAGE)
 async def notify(req, ctx):
     """Publish a realtime message to a user, an organization, a role or everyone."""
     channel, principal, hub = ctx.body["channel"], ctx.principal, ctx.resources.realtime
