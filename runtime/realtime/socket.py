@@ -182,9 +182,7 @@ class RealtimeEndpoint:
         self.config = config
         self.settings = config.realtime
         self.state = state  # state.resources: the worker's Resources, set by the lifespan
-        origins = self.settings.allowed_origins or config.cors.allowed_origins
-        self.any_origin = "*" in origins
-        self.origins = frozenset(origins)
+        self.reload_origins(config)
         self.connections: set[Connection] = set()
         self.lease_ms = int(max(3 * self.settings.ping_period, 30.0) * 1000)
         self._ticker: asyncio.Task | None = None
@@ -192,7 +190,12 @@ class RealtimeEndpoint:
         self._warned_at = -1e9
         self.stopping = False
 
-    # -- lifecycle (called by Resources) ----------------------------------------------------
+    def reload_origins(self, config: Any) -> None:
+        """The browser origins allowed to open a socket (again after a configuration reload)."""
+        origins = config.realtime.allowed_origins or config.cors.allowed_origins
+        self.any_origin, self.origins = "*" in origins, frozenset(origins)
+
+    # -- lifecycle (called by the lifespan) --------------------------------------------------
 
     def start(self, resources: "Resources") -> None:
         # The multiplexed client: a reconnect storm (an instance went away, all its clients
