@@ -206,3 +206,21 @@ def test_delivery_survives_valkey_losing_its_data(server):
             await hub.close()
 
     asyncio.run(scenario())
+
+
+def test_a_service_account_is_judged_by_its_own_grants(server):
+    async def scenario():
+        hub = make_hub(server)
+        try:
+            robot = Principal(user_id="svc-1", organization_id="o-1", roles=(), email="", token_id="j", session_id="",
+                              expires_at=2e9, issued_at=0, permissions=("realtime.events:subscribe",))
+            assert hub.can_subscribe(robot, "events:invoice.paid")
+            assert not hub.can_publish(robot, "org:o-1")
+            sender = Principal(user_id="svc-2", organization_id="o-1", roles=("admin",), email="", token_id="j",
+                               session_id="", expires_at=2e9, issued_at=0, permissions=("realtime.notifications:send",))
+            assert hub.can_publish(sender, "org:o-1") and not hub.can_publish(sender, "system:broadcast")
+            assert not hub.can_subscribe(sender, "events:invoice.paid")  # roles do not count for a service
+        finally:
+            await hub.close()
+
+    asyncio.run(scenario())
