@@ -329,6 +329,21 @@ def show_config(config_path: str | None) -> None:
 
 
 @main.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+def openapi(output: str | None) -> None:
+    """Print the OpenAPI document generated from the handler registry (what /openapi.json serves)."""
+    from runtime.endpoint import discover
+    from runtime.openapi import document
+
+    text = orjson.dumps(document(discover()), option=orjson.OPT_INDENT_2).decode() + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8") as out:
+            out.write(text)
+
+
+@main.command()
 def proto() -> None:
     """Regenerate the Python modules under proto/ from the .proto files."""
     from emulator.protogen import generate
