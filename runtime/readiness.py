@@ -27,7 +27,9 @@ DEPENDENCY = Record("Dependency", {
     "in_flight": {"type": "integer", "minimum": 0, "description": "gRPC backends: calls in progress"},
     "rate_limits": {"type": "string", "enum": ["shared", "local"], "description": "valkey: where rate limits are counted"},
     "revocations": {"type": "string", "enum": ["synced", "per-request"], "description": "valkey: how revocations are checked"},
-}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations"), doc="One dependency's health")
+    "realtime": {"type": "string", "enum": ["subscribed", "resubscribing"],
+                 "description": "valkey: whether this worker's realtime fan-out subscription is live"},
+}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations", "realtime"), doc="One dependency's health")
 READINESS = Record("Readiness", {
     "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
     "dependencies": {"type": "object", "additionalProperties": DEPENDENCY},

@@ -31,7 +31,10 @@ MESSAGE = {
 
 
 @endpoint("POST", "/api/v1/notifications", body=NOTIFICATION, status=202, max_body_bytes=65_536, tags=("realtime",),
-          response=MESSAGE)
+          response=MESSAGE,
+          errors={403: "The caller may not publish to this channel (another organization's, or without "
+                       "realtime.notifications:send / realtime.broadcast:send)",
+                  404: "notifications:<user> names no user of the caller's organization"})
 async def notify(req, ctx):
     """Publish a realtime message to a user, an organization, a role or everyone."""
     channel, principal, hub = ctx.body["channel"], ctx.principal, ctx.resources.realtime
