@@ -33,7 +33,10 @@ DEPENDENCY = Record("Dependency", {
                                    "Valkey answers (security.revocation_unavailable decides)"},
     "revocation_checks_unchecked": {"type": "integer", "minimum": 0,
                                     "description": "valkey: checks this worker answered by that policy, in all"},
-}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations", "revocation_checks_unchecked"),
+    "realtime": {"type": "string", "enum": ["subscribed", "resubscribing"],
+                 "description": "valkey: whether this worker's realtime fan-out subscription is live"},
+}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations", "revocation_checks_unchecked",
+             "realtime"),
    doc="One dependency's health")
 READINESS = Record("Readiness", {
     "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
@@ -79,6 +82,8 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         else:
             valkey["revocations"] = "synced" if revocations.synced else "per-request"
         valkey["revocation_checks_unchecked"] = revocations.unchecked
+        # Whether this worker's realtime fan-out subscription is live (messages reach its sockets).
+        valkey["realtime"] = "subscribed" if resources.realtime.subscribed else "resubscribing"
     down = {n for n, r in dependencies.items() if r["status"] == "down"}
     status = "unavailable" if down & resources.required else "degraded" if down else "ready"
     return {"status": status, "dependencies": dependencies}

@@ -18,6 +18,7 @@ from runtime.config import Config
 from runtime.domains import declared
 from runtime.rbac import Policy
 from runtime.security.account_lockout import AccountLockout
+from runtime.realtime.hub import Hub
 from runtime.security.ratelimit import RateLimiter
 from runtime.idempotency import IdempotencyStore
 from runtime.valkey_mux import ValkeyMux
@@ -79,14 +80,18 @@ class Resources:
         self.idempotency = (IdempotencyStore(self.valkey_mux, r.key_prefix, config.idempotency,
                                              config.server.request_timeout)
                             if config.idempotency.enabled else None)
+        # Realtime fan-out: one Valkey subscription for the worker, whatever its sockets.
+        self.realtime = Hub(self.valkey, r.key_prefix, config.realtime, self.policy, commands=self.valkey_mux)
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""
         await self.health.start()
         self.jwks.start()
         self.revocations.start()
+        self.realtime.start()
 
     async def close(self) -> None:
+        await self.realtime.close()
         await self.revocations.close()
         await self.jwks.close()
         await self.health.stop()
