@@ -16,6 +16,8 @@ from emulator.ports import free_port, wait_for_http
 from emulator.processes import spawn, stop
 
 from tests.journey import run_auth_journey
+from tests.conftest import login
+from tests.integration.test_cache import bearer
 from tests.support import DEMO_PASSWORD, granian_env, start_gateway
 
 ANONYMOUS_LIMIT = 30  # per minute and client address; the other tests here stay well under it
@@ -131,3 +133,33 @@ def test_losing_an_instance_loses_no_read(balanced, stack):
         stop(instances[0][0])
         statuses = [c.get("/api/v1/auth/me", headers=bearer).status_code for _ in range(20)]
     assert statuses == [200] * 20
+
+
+def test_a_websocket_upgrades_through_nginx_and_receives_a_notification(balanced):
+    """The upgrade passes nginx (Upgrade/Connection headers, HTTP/1.1 upstream) and a
+    notification published through the REST side reaches the socket."""
+    import asyncio
+    import json
+
+    import websockets
+
+    url, _, _ = balanced
+    with httpx.Client(base_url=url, timeout=10) as c:
+        viewer = login(c, "viewer@acme.example")
+
+    async def journey() -> dict:
+        async with websockets.connect(url.replace("http://", "ws://") + "/ws") as socket:
+            await socket.send(json.dumps({"type": "auth", "token": viewer["access_token"]}))
+            hello = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            assert hello["type"] == "connected", hello
+            async with httpx.AsyncClient(base_url=url, timeout=10) as c:
+                sent = await c.post("/api/v1/notifications", headers=bearer(viewer),
+                                    json={"channel": f"notifications:{viewer['user']['id']}", "data": {"n": 1}})
+            assert sent.status_code == 202, sent.text
+            while True:
+                frame = json.loads(await asyncio.wait_for(socket.recv(), 10))
+                if frame["type"] == "message":
+                    return frame
+
+    frame = asyncio.run(journey())
+    assert frame["data"] == {"n": 1} and frame["user_id"] == viewer["user"]["id"]
