@@ -91,33 +91,44 @@ def _print_faults(faults: dict) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the gateway listens on.")
-@click.option("--port", default=8080, show_default=True, type=int, help="Gateway port.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--port", default=None, type=int, help="Gateway port (default: server.port, 8080).")
+@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Granian workers (default: server.workers, 1).")
 @click.option("--fixed-ports", is_flag=True, help="Backends on their configured ports instead of free ones.")
 @fault_option
 @config_option
-def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, config_path: str | None) -> None:
+def serve(host: str, port: int | None, workers: int | None, fixed_ports: bool, faults: dict,
+          config_path: str | None) -> None:
     """Run everything: Valkey, the emulated backends and the gateway on Granian."""
     from emulator.stack import LocalStack
     from emulator.processes import spawn, stop
 
     config = _load(config_path)
+    port = config.server.port if port is None else port
+    workers = config.server.workers if workers is None else workers
 
     async def run() -> int:
         stack = await LocalStack(config, free_ports=not fixed_ports, faults=faults).start()
         env = {**os.environ, **stack.environment(), "ERP_SERVER_PORT": str(port), "ERP_SERVER_WORKERS": str(workers)}
         if config_path:
             env["CONFIG_FILE"] = str(Path(config_path).resolve())
-        gateway = spawn(granian_command(host, port, workers), env=env)
+        gateway = spawn(granian_command(host, port, workers, config.server), env=env)
         try:
             from emulator.ports import wait_for_http
 
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            if not await asyncio.to_thread(wait_for_http, f"http://{shown}:{port}/health", gateway, 30):
+            scheme, probe = "http", None
+            if config.server.tls_enabled:
+                import ssl
+
+                # Only to see our own child answer on loopback; its certificate names the
+                # production host, not 127.0.0.1, so it is not verified here.
+                scheme, probe = "https", ssl._create_unverified_context()
+            base = f"{scheme}://{shown}:{port}"
+            if not await asyncio.to_thread(wait_for_http, f"{base}/health", gateway, 30, probe):
                 click.echo("the gateway did not start; see the messages above", err=True)
                 return 1
-            click.echo(f"gateway     http://{shown}:{port}  ({workers} worker{'s' * (workers > 1)}, Granian)")
-            click.echo(f"  health    http://{shown}:{port}/health    ready: http://{shown}:{port}/ready")
+            click.echo(f"gateway     {base}  ({workers} worker{'s' * (workers > 1)}, Granian)")
+            click.echo(f"  health    {base}/health    ready: {base}/ready")
             _print_stack(stack)
             _print_faults(faults)
             _print_demo_users()
@@ -132,12 +143,16 @@ def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, c
     sys.exit(asyncio.run(run()))
 
 
-def granian_command(host: str, port: int, workers: int) -> list[str]:
+def granian_command(host: str, port: int, workers: int, server=None) -> list[str]:
+    """Granian for the gateway; `server` (the config section) adds its TLS and timeouts."""
+    from runtime.serve import granian_flags
+
     return [
         sys.executable, "-m", "granian",
         "--interface", "asgi", "--factory", "runtime.app:create_app",
         "--host", host, "--port", str(port), "--workers", str(workers),
         "--loop", "uvloop", "--no-ws", "--log-level", "warning",
+        *(granian_flags(server) if server is not None else ()),
     ]
 
 

@@ -4,6 +4,7 @@ that points a gateway at them. `gw serve`, `gw backends` and `gw invoke` all sta
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from emulator.services import start_backends
@@ -20,8 +21,9 @@ def _port(address: str) -> int:
 
 class LocalStack:
     def __init__(self, config: Config, *, free_ports: bool, host: str = "127.0.0.1",
-                 faults: dict[str, Fault] | None = None) -> None:
+                 faults: dict[str, Fault] | None = None, tls: dict[str, Any] | None = None) -> None:
         self.config = config
+        self.tls = tls  # service -> grpc.ServerCredentials: those backends serve TLS
         self.faults = faults or {}  # applied once the services are up (see emulator.services.faults)
         self.host = host
         if free_ports:
@@ -42,6 +44,7 @@ class LocalStack:
                 self.ports,
                 issuer=self.config.jwt.issuer,
                 audience=self.config.jwt.audience,
+                tls=self.tls,
             )
             await apply_faults(self.backends.servers, self.faults)
         except BaseException:

@@ -30,6 +30,7 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         if client is not None:
             result["breaker"] = client.breaker.state
             result["in_flight"] = client.in_flight
+            result["tls"] = client.tls
         result["required"] = name in resources.required
         dependencies[name] = result
     valkey = dependencies.get("valkey")
