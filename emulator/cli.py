@@ -48,7 +48,7 @@ async def _until_signal(also: "asyncio.Future | None" = None) -> None:
     loop = asyncio.get_running_loop()
     stopped = loop.create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: stopped.done() or stopped.set_result(None))
+        loop.add_signal_handler(sig, lambda: None if stopped.done() else stopped.set_result(None))
     waits = [stopped] + ([also] if also is not None else [])
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
@@ -103,14 +103,15 @@ def serve(host: str, port: int | None, workers: int | None, fixed_ports: bool, f
     from emulator.processes import spawn, stop
 
     config = _load(config_path)
+    config_file = str(Path(config_path).resolve()) if config_path else None
     port = config.server.port if port is None else port
     workers = config.server.workers if workers is None else workers
 
     async def run() -> int:
         stack = await LocalStack(config, free_ports=not fixed_ports, faults=faults).start()
         env = {**os.environ, **stack.environment(), "ERP_SERVER_PORT": str(port), "ERP_SERVER_WORKERS": str(workers)}
-        if config_path:
-            env["CONFIG_FILE"] = str(Path(config_path).resolve())
+        if config_file:
+            env["CONFIG_FILE"] = config_file
         gateway = spawn(granian_command(host, port, workers, config.server), env=env)
         try:
             from emulator.ports import wait_for_http

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from emulator.services import start_backends
+from emulator.services import Backends, start_backends
 from emulator.services.faults import Fault, apply_faults
 from emulator.valkey import EmbeddedValkey
 from runtime.config import Config
@@ -34,7 +34,7 @@ class LocalStack:
             self.ports["jwks"] = urlsplit(config.jwt.jwks_url).port or 80
             valkey_port = config.redis.port
         self.valkey = EmbeddedValkey(port=valkey_port, host=host)
-        self.backends = None
+        self.backends: Backends | None = None
 
     async def start(self) -> "LocalStack":
         self.valkey.start()
@@ -63,8 +63,10 @@ class LocalStack:
 
     def environment(self) -> dict[str, str]:
         """ERP_* variables that make a gateway use this stack."""
-        env = {f"ERP_GRPC_SERVICES_{name.upper()}": self.backends.addresses[name] for name in SERVICES}
-        env["ERP_JWT_JWKS_URL"] = self.backends.jwks_url
+        backends = self.backends
+        assert backends is not None, "start() the stack first"
+        env = {f"ERP_GRPC_SERVICES_{name.upper()}": backends.addresses[name] for name in SERVICES}
+        env["ERP_JWT_JWKS_URL"] = backends.jwks_url
         env["ERP_REDIS_HOST"] = self.valkey.host
         env["ERP_REDIS_PORT"] = str(self.valkey.port)
         return env

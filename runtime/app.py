@@ -55,6 +55,7 @@ async def _on_api_error(req, resp, ex: errors.ApiError, params, **_):
 
 async def _on_http_error(req, resp, ex: falcon.HTTPError, params, **_):
     kind = _FALCON_STATUS.get(ex.status_code, errors.ApiError)
+    error: errors.ApiError
     if ex.status_code == 404:
         error = errors.NotFound(f"No route for {req.method} {req.path}")
     elif ex.status_code == 405:
@@ -63,7 +64,7 @@ async def _on_http_error(req, resp, ex: falcon.HTTPError, params, **_):
         error = kind(ex.description or ex.title)
     if kind is errors.ApiError:
         error.status = ex.status_code
-    for name, value in (ex.headers or {}).items():
+    for name, value in dict(ex.headers or {}).items():
         error.headers.setdefault(name, value)  # e.g. Allow on 405
     write_error(req, resp, error)
 

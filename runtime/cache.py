@@ -61,6 +61,7 @@ class Cache:
 
     def _scope(self, ctx: "Context", policy: str) -> str:
         principal = ctx.principal
+        assert principal is not None, "cached routes require authentication"  # checked at start-up
         if self.policies[policy].scope == "user":
             return f"user:{principal.user_id}"
         return f"org:{principal.organization_id}"
@@ -96,10 +97,10 @@ class Cache:
         future = asyncio.get_running_loop().create_future()
         self._inflight[local_key] = future
         try:
-            read = None
+            read: Awaitable[list] | None = None
             if gate is not None:
                 # A task, so that its EVALSHA is queued in the same loop iteration as the gate's.
-                read = asyncio.get_running_loop().create_task(self._read_entry(policy, scope, entry_prefix))
+                read = asyncio.ensure_future(self._read_entry(policy, scope, entry_prefix))
                 try:
                     await gate
                 except BaseException:

@@ -21,7 +21,7 @@ import math
 import os
 import re
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 from urllib.parse import urlsplit
 
 import yaml
@@ -64,7 +64,7 @@ class _Invalid(Exception):
 # A kind parses a raw value (YAML scalar/list, or an env string) and renders it back.
 
 class Kind:
-    expected = "a value"
+    expected: Any = "a value"  # a str, or a property that builds one
 
     def parse(self, v: Any) -> Any:
         raise NotImplementedError
@@ -88,7 +88,9 @@ class Str(Kind):
 
 
 class _Number(Kind):
-    noun, cast, types = "a number", float, (int, float)
+    noun: str = "a number"
+    cast: Callable[[Any], Any] = float
+    types: Any = (int, float)
 
     def __init__(self, min: float | None = None, max: float | None = None):
         self.min, self.max = min, max
@@ -126,7 +128,7 @@ class Float(_Number):
 
 class Bool(Kind):
     expected = "a boolean (true/false, yes/no, 1/0)"
-    _WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    _WORDS: ClassVar[dict[str, bool]] = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
     def parse(self, v: Any) -> bool:
         if isinstance(v, bool):
@@ -560,7 +562,10 @@ SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS,
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},
                 "Gateway configuration.", cls_name="Config")
-Config = _ROOT.cls
+if TYPE_CHECKING:  # built from the schema at import time; to a type checker, any object
+    Config = Any
+else:
+    Config = _ROOT.cls
 
 
 # ---------------------------------------------------------------------- engine

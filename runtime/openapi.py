@@ -20,7 +20,7 @@ Schema = dict[str, Any]
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
-_SECURITY = {"required": [{"bearerAuth": []}], "optional": [{"bearerAuth": []}, {}], "none": []}
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {"required": [{"bearerAuth": []}], "optional": [{"bearerAuth": []}, {}], "none": []}
 
 # Errors every route can answer, and the ones its declarations add.
 _ERRORS = {

@@ -46,7 +46,7 @@ class TestCA:
     def __init__(self, directory: Path, name: str = "ERP test CA") -> None:
         self.directory = directory
         self.key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self.cert = (
             x509.CertificateBuilder()
             .subject_name(_name(name)).issuer_name(_name(name))
@@ -67,7 +67,7 @@ class TestCA:
 
     def issue(self, name: str, *, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), client: bool = False) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         alt: list[x509.GeneralName] = []
         for host in hosts:
             try:

@@ -108,7 +108,7 @@ class ServiceServer:
         return self.address
 
     async def stop(self, grace: float = 1.0) -> None:
-        if self._server is None:
+        if self._server is None or self._health is None:
             return
         await self._health.enter_graceful_shutdown()  # NOT_SERVING while draining
         await self._server.stop(grace)

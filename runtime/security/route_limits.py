@@ -70,7 +70,9 @@ class RouteLimits:
         rules = [(default, f"{prefix}{default.name}:{self._subject(default.key, ctx)}")]
         if self.named is not None and self.named.name != default.name:
             rules.append((self.named, f"{prefix}{self.named.name}:{self._subject(self.named.key, ctx)}"))
-        decision = await ctx.resources.limiter.check(rules)
+        limiter = ctx.resources.limiter
+        assert limiter is not None  # for_route() builds no RouteLimits while rate limits are off
+        decision = await limiter.check(rules)
         answer = headers(decision)
         if not decision.allowed:
             raise RateLimited(headers=answer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 from runtime.config import load_config
@@ -20,7 +21,7 @@ def test_listener_keys_become_granian_flags(tmp_path):
     }).server
     args = command(server)
     assert args[:3] == [sys.executable, "-m", "granian"]
-    flags = dict(zip(args[3::1], args[4::1]))
+    flags = dict(itertools.pairwise(args))
     assert flags["--host"] == "127.0.0.2" and flags["--port"] == "8443" and flags["--workers"] == "3"
     assert flags["--http1-header-read-timeout"] == "5000" and flags["--workers-kill-timeout"] == "20"
     assert flags["--ssl-certificate"] == str(cert) and flags["--ssl-keyfile"] == str(key)
