@@ -558,7 +558,14 @@ CACHE = Section("cache", {
                   "Named cache policies, referenced by routes as cache=\"name\" (defaults: each domain's)."),
 }, "Response cache.")
 
-SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS)
+IDEMPOTENCY = Section("idempotency", {
+    "enabled": F(Bool(), True, "Honour the Idempotency-Key header on signed-in POST and PATCH routes."),
+    "ttl": F(Duration(min=1), "24h", "How long a write's answer is kept for replay."),
+    "wait": F(Duration(), "5s", "How long a repeat waits for the first attempt to finish before a 409."),
+    "max_key_length": F(Int(min=1, max=1024), 255, "Longest Idempotency-Key accepted."),
+}, "Idempotent writes for clients that retry.")
+
+SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, IDEMPOTENCY)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},
                 "Gateway configuration.", cls_name="Config")

@@ -21,6 +21,7 @@ from runtime.config import Config
 from runtime.domains import declared
 from runtime.rbac import Policy
 from runtime.security.ratelimit import RateLimiter
+from runtime.idempotency import IdempotencyStore
 from runtime.valkey_mux import ValkeyMux
 
 
@@ -87,6 +88,9 @@ class Resources:
         self.policy = Policy(config.rbac.roles)
         self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
         self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
+        self.idempotency = (IdempotencyStore(self.valkey_mux, r.key_prefix, config.idempotency,
+                                             config.server.request_timeout)
+                            if config.idempotency.enabled else None)
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""
