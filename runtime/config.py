@@ -396,6 +396,8 @@ SERVER = Section("server", {
     "request_timeout": F(Duration(min=0.001), "30s", "Per-request budget across all backend calls."),
     "trusted_proxies": F(List(Str(_ip_or_cidr, "an IP address or CIDR")), [],
                          "Proxies whose X-Forwarded-For is believed."),
+    "reload_interval": F(Duration(), "1s", "How often each worker checks CONFIG_FILE for changes to rbac, "
+                         "rate_limits and cors, applied without a restart (0 turns it off)."),
     "tls_enabled": F(Bool(), False, "Serve HTTPS only (Granian's TLS), and send HSTS."),
     "tls_cert_file": F(Str(), "", "PEM certificate chain served to clients (required with tls_enabled)."),
     "tls_key_file": F(Str(), "", "PEM private key of that certificate, PKCS#8 (required with tls_enabled)."),
@@ -521,6 +523,8 @@ RATE_LIMIT_POLICY = Section("rate_limit_policy", {
 
 def _check_rate_limits(c: Any) -> None:
     # `user` and `anonymous` are the defaults of every route, which has no body to key on.
+    if "service" in c.policies and c.policies["service"].key != "user":
+        raise ValueError("policies.service.key must be 'user' (one budget per service account)")
     for name, key in (("user", "user"), ("anonymous", "ip")):
         if name not in c.policies:
             raise ValueError(f"policies.{name} is missing (expected the default policy for every route)")
@@ -534,7 +538,9 @@ RATE_LIMITS = Section("rate_limits", {
         "user": {"limit": 600, "window": "1m", "key": "user"},
         "anonymous": {"limit": 60, "window": "1m", "key": "ip"},
         "login": {"limit": 10, "window": "1m", "key": "email_ip"},
-    }, "Named policies; `user` (signed in) or `anonymous` applies to every route, a route may add one."),
+        "service": {"limit": 1200, "window": "1m", "key": "user"},
+    }, "Named policies; `user` (a person), `service` (a service account) or `anonymous` applies "
+       "to every route, a route may add one."),
 }, "Request rate limits, shared by every instance through Valkey.", validate=_check_rate_limits)
 
 ROLE = Section("role", {
