@@ -122,7 +122,7 @@ def serve(host: str, port: int | None, workers: int | None, fixed_ports: bool, f
         env = {**os.environ, **stack.environment(), "ERP_SERVER_PORT": str(port), "ERP_SERVER_WORKERS": str(workers)}
         if config_file:
             env["CONFIG_FILE"] = config_file
-        gateway = spawn(granian_command(host, port, workers, config.server), env=env)
+        gateway = spawn(granian_command(host, port, workers), env=env)
         try:
             from emulator.ports import wait_for_http
 
@@ -154,16 +154,14 @@ def serve(host: str, port: int | None, workers: int | None, fixed_ports: bool, f
     sys.exit(asyncio.run(run()))
 
 
-def granian_command(host: str, port: int, workers: int, server=None) -> list[str]:
-    """Granian for the gateway; `server` (the config section) adds its TLS and timeouts."""
-    from runtime.serve import granian_flags
-
+def granian_command(host: str, port: int, workers: int) -> list[str]:
+    """Granian for the gateway, through runtime.serve: one listener shared by the workers,
+    and the configuration's TLS and timeouts (from the child's ERP_*/CONFIG_FILE)."""
     return [
-        sys.executable, "-m", "granian",
+        sys.executable, "-m", "runtime.serve",
         "--interface", "asgi", "--factory", "runtime.app:create_app",
         "--host", host, "--port", str(port), "--workers", str(workers),
         "--loop", "uvloop", "--no-ws", "--log-level", "warning",
-        *(granian_flags(server) if server is not None else ()),
     ]
 
 
@@ -354,6 +352,21 @@ def show_config(config_path: str | None) -> None:
         # Map entries (grpc.services.auth) are described under their map's key.
         why = pending.get(key) or pending.get(key.rpartition(".")[0], "")
         click.echo(f"{key.ljust(width)}  {value}  ({source})" + (f"  [{why}]" if why else ""))
+
+
+@main.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+def openapi(output: str | None) -> None:
+    """Print the OpenAPI document generated from the handler registry (what /openapi.json serves)."""
+    from runtime.endpoint import discover
+    from runtime.openapi import document
+
+    text = orjson.dumps(document(discover()), option=orjson.OPT_INDENT_2).decode() + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8") as out:
+            out.write(text)
 
 
 @main.command()

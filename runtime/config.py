@@ -499,7 +499,7 @@ CORS = Section("cors", {
                          "Methods allowed cross-origin."),
     "allowed_headers": F(List(), ["*"], "Request headers allowed cross-origin."),
     "exposed_headers": F(List(), ["X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
-                                  "Retry-After"], "Response headers readable cross-origin."),
+                                  "Retry-After", "ETag", "Location", "X-Cache"], "Response headers readable cross-origin."),
     "allow_credentials": F(Bool(), True, "Allow cookies/Authorization cross-origin."),
     "max_age": F(Duration(), "10m", "How long browsers cache a preflight."),
 }, "Cross-origin requests.", validate=_check_cors)

@@ -46,7 +46,7 @@ def start_gateway(
     is the client context that verifies the gateway's certificate."""
     port = free_port()
     server = load_config(env=env).server
-    process = spawn(granian_command("127.0.0.1", port, workers, server), env=env, **popen)
+    process = spawn(granian_command("127.0.0.1", port, workers), env=env, **popen)
     url = f"{'https' if server.tls_enabled else 'http'}://127.0.0.1:{port}"
     if not wait_for_http(url + "/health", process, timeout, tls):
         stop(process)
