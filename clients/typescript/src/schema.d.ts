@@ -1122,6 +1122,11 @@ export interface components {
             revocations?: "synced" | "per-request";
             /** @enum {string} */
             status: "up" | "down";
+            /**
+             * @description gRPC backends: plaintext, TLS, or mutual TLS (grpc.tls)
+             * @enum {string}
+             */
+            tls?: "none" | "server" | "mutual";
         };
         /** @description One page of Employee records */
         EmployeePage: {
