@@ -49,13 +49,14 @@ async def _on_api_error(req, resp, ex: errors.ApiError, params, **_):
 
 async def _on_http_error(req, resp, ex: falcon.HTTPError, params, **_):
     # Falcon's own HTTP errors (routing, header parsing, any status) get our envelope codes.
+    error: errors.ApiError
     if ex.status_code == 404:
         error = errors.NotFound(f"No route for {_shown(req.method)} {_shown(req.path)}")
     elif ex.status_code == 405:
         error = errors.MethodNotAllowed(f"{_shown(req.method)} is not allowed on {_shown(req.path)}")
     else:
         error = errors.for_status(ex.status_code, ex.description or ex.title)
-    for name, value in (ex.headers or {}).items():
+    for name, value in dict(ex.headers or {}).items():
         error.headers.setdefault(name, value)  # e.g. Allow on 405
     write_error(req, resp, error)
 

@@ -77,6 +77,7 @@ class Cache:
 
     def _scope(self, ctx: "Context", policy: str) -> str:
         principal = ctx.principal
+        assert principal is not None, "cached routes require authentication"  # checked at start-up
         if self.policies[policy].scope == "user":
             return f"user:{principal.user_id}"
         return f"org:{principal.organization_id}"
@@ -118,10 +119,10 @@ class Cache:
         future = asyncio.get_running_loop().create_future()
         self._inflight[local_key] = future
         try:
-            read = None
+            read: Awaitable[list] | None = None
             if gate is not None:
                 # A task, so that its EVALSHA is queued in the same loop iteration as the gate's.
-                read = asyncio.get_running_loop().create_task(self._read_entry(policy, scope, entry_prefix))
+                read = asyncio.ensure_future(self._read_entry(policy, scope, entry_prefix))
                 try:
                     await gate
                 except BaseException:
@@ -148,8 +149,8 @@ class Cache:
             future.set_result(outcome)
         elif outcome.cancelled():  # only at shutdown: nobody is left to serve
             future.set_result(_LEFT)
-        elif outcome.exception() is not None:  # the backend's own answer (404, 503...): theirs too
-            future.set_exception(outcome.exception())
+        elif (error := outcome.exception()) is not None:  # the backend's own answer (404, 503...): theirs too
+            future.set_exception(error)
             future.exception()  # retrieved: no "never retrieved" warning when nobody waited
         else:
             future.set_result(outcome.result())
@@ -196,7 +197,7 @@ class Cache:
         try:
             data = await load()
         except BaseException:
-            if locked:  # let the next reader load at once instead of waiting out our lock
+            if locked and key is not None:  # let the next reader load at once instead of waiting out our lock
                 await self._release(key + _LOCK)
             raise
         if key is None:

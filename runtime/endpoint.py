@@ -91,7 +91,7 @@ def endpoint(
     method = method.upper()
     if method not in METHODS:
         raise ValueError(f"{path}: unsupported method {method!r}")
-    mode = {True: "required", False: "none"}.get(auth, auth)  # type: ignore[call-overload]
+    mode = "required" if auth is True else "none" if auth is False else auth
     if mode not in AUTH_MODES:
         raise ValueError(f"{path}: auth must be one of {AUTH_MODES}, not {auth!r}")
     if not path.startswith("/"):

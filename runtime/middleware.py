@@ -75,8 +75,9 @@ class GatewayMiddleware:
         if getattr(self.state, "realtime", None) is not None:
             # Sockets first, with 1001: clients reconnect to another instance and resume.
             await self.state.realtime.close_all()
-        if getattr(self, "reloader", None) is not None:
-            await self.reloader.close()
+        reloader = getattr(self, "reloader", None)
+        if reloader is not None:
+            await reloader.close()
         if self.state.resources is not None:
             await self.state.resources.close()
             self.state.resources = None

@@ -201,7 +201,8 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
         ctx = Context(resources, route, req.context.request_id, req.context.client_ip)
         if route.auth != "none":
             await authenticate(req, ctx)
-        if speculate and ctx.principal is not None and resources.cache is not None and _read_ahead(req, ctx, params):
+        if speculate and limits is not None and ctx.principal is not None and resources.cache is not None \
+                and _read_ahead(req, ctx, params):
             result = await call_handler(req, resp, ctx, params, gate=limits.enforce(resp, ctx))
         else:
             if limits is not None and not limits.needs_body:

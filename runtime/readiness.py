@@ -26,6 +26,8 @@ DEPENDENCY = Record("Dependency", {
     "breaker": {"type": "string", "enum": ["closed", "open", "half_open"],
                 "description": "gRPC backends, and valkey's request path: the circuit breaker"},
     "in_flight": {"type": "integer", "minimum": 0, "description": "gRPC backends: calls in progress"},
+    "tls": {"type": "string", "enum": ["none", "server", "mutual"],
+            "description": "gRPC backends: plaintext, TLS, or mutual TLS (grpc.tls)"},
     "rate_limits": {"type": "string", "enum": ["shared", "local"], "description": "valkey: where rate limits are counted"},
     "revocations": {"type": "string",
                     "enum": ["synced", "per-request", "unchecked (fail_open)", "unchecked (fail_closed)"],
@@ -35,7 +37,7 @@ DEPENDENCY = Record("Dependency", {
                                     "description": "valkey: checks this worker answered by that policy, in all"},
     "realtime": {"type": "string", "enum": ["subscribed", "resubscribing"],
                  "description": "valkey: whether this worker's realtime fan-out subscription is live"},
-}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations", "revocation_checks_unchecked",
+}, optional=("error", "breaker", "in_flight", "tls", "rate_limits", "revocations", "revocation_checks_unchecked",
              "realtime"),
    doc="One dependency's health")
 READINESS = Record("Readiness", {
@@ -59,6 +61,7 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         if client is not None:
             result["breaker"] = client.breaker.state
             result["in_flight"] = client.in_flight
+            result["tls"] = client.tls
         result["required"] = name in resources.required
         dependencies[name] = result
     valkey = dependencies.get("valkey")

@@ -6,6 +6,9 @@ channel nor a Valkey connection pool may cross a fork.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+
 import valkey.asyncio as valkey_asyncio
 
 from runtime.auth.jwks import JwksCache
@@ -22,6 +25,17 @@ from runtime.realtime.hub import Hub
 from runtime.security.ratelimit import RateLimiter
 from runtime.idempotency import IdempotencyStore
 from runtime.valkey_mux import ValkeyMux
+
+
+log = logging.getLogger("gateway")
+
+
+def _loopback(target: str) -> bool:
+    host = target.rpartition(":")[0].strip("[]")
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Resources:
@@ -48,7 +62,11 @@ class Resources:
         self.valkey_mux = ValkeyMux.from_config(r)
         domains = declared()
         self.backends = Backends(dict(config.grpc.services), {n: d.stub for n, d in domains.items()},
-                                 CallPolicy.from_config(config.grpc))
+                                 CallPolicy.from_config(config.grpc), config.grpc.tls)
+        for name, client in self.backends.clients.items():
+            if client.tls == "none" and not _loopback(client.target):
+                log.warning(f"backend {name} at {client.target} is called in clear text, user and organization "
+                            f"metadata included (set grpc.tls.{name})")
         # Dependencies without which /ready answers 503 (the domains that say so).
         self.required = frozenset(n for n, d in domains.items() if d.required)
         checks = {name: grpc_health_check(c.channel) for name, c in self.backends.clients.items()}

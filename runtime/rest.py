@@ -129,7 +129,7 @@ class Collection:
     async def create(self, ctx: Context) -> Reply:
         one = self.name.lower()
         created = await self._call(
-            ctx, f"Create{self.name}", self._request(f"Create{self.name}", **{one: self._record(ctx.body)})
+            ctx, f"Create{self.name}", self._request(f"Create{self.name}", **{one: self._record(ctx.body or {})})
         )
         return Reply(to_dict(created), message=f"{self.name} created",
                      headers={"Location": f"{ctx.route.path}/{created.id}"})
@@ -138,8 +138,8 @@ class Collection:
         one = self.name.lower()
         request = self._request(
             f"Update{self.name}",
-            **{one: self._record(ctx.body, id=id)},
-            update_mask=FieldMask(paths=sorted(ctx.body)),  # exactly the fields sent, even "" or 0
+            **{one: self._record(ctx.body or {}, id=id)},
+            update_mask=FieldMask(paths=sorted(ctx.body or {})),  # exactly the fields sent, even "" or 0
         )
         updated = await self._call(ctx, f"Update{self.name}", request)
         return Reply(to_dict(updated), message=f"{self.name} updated")

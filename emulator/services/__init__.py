@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
+
 from emulator.services import auth, crm, finance, hrm
 from emulator.services.auth import AuthState
 from emulator.services.jwks import JwksServer
@@ -42,8 +44,11 @@ class Backends:
 
 async def start_backends(host: str = "127.0.0.1", ports: dict[str, int] | None = None, *,
                          issuer: str = "erp-auth-service", audience: str = "erp-api-gateway",
-                         access_ttl: int = 900) -> Backends:
-    """Start every backend with seed data; a port of 0 picks a free one."""
+                         access_ttl: int = 900,
+                         tls: dict[str, grpc.ServerCredentials] | None = None) -> Backends:
+    """Start every backend with seed data; a port of 0 picks a free one. `tls` maps a
+    service to the credentials it serves TLS with (grpc.ssl_server_credentials)."""
+    tls = tls or {}
     ports = {**DEFAULT_PORTS, **(ports or {})}
     stores = {"crm": Store(crm.RESOURCES), "hrm": Store(hrm.RESOURCES),
               "finance": Store(finance.RESOURCES)}
@@ -63,7 +68,7 @@ async def start_backends(host: str = "127.0.0.1", ports: dict[str, int] | None =
     backends = Backends(state, stores, servers, JwksServer(state.jwks, calls))
     try:
         for name, server in servers.items():
-            await server.start(host, ports[name])
+            await server.start(host, ports[name], tls.get(name))
         await backends.jwks.start(host, ports["jwks"])
     except BaseException:
         await backends.stop(0)  # never leave half the backends listening

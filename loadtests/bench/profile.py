@@ -18,7 +18,7 @@ import re
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 import uvloop
@@ -58,7 +58,7 @@ class AsgiClient:
         if reply["type"] != f"lifespan.{name}.complete":
             raise RuntimeError(f"lifespan {name} failed: {reply.get('message')}")
 
-    async def request(self, method: str, path: str, headers: list[tuple[bytes, bytes]] = (),
+    async def request(self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]] = (),
                       body: bytes = b"") -> tuple[int, bytes]:
         path, _, query = path.partition("?")
         scope = {"type": "http", "asgi": ASGI, "http_version": "1.1", "method": method, "scheme": "http",
@@ -94,7 +94,7 @@ def where(key: tuple[str, int, str]) -> str:
 
 def print_top(stats: pstats.Stats, requests: int, top: int) -> None:
     # (file, line, function) -> (primitive calls, calls, own s, cumulative s, callers); this client left out
-    rows = [(k, v) for k, v in stats.stats.items() if k[0] != __file__]
+    rows = [(k, v) for k, v in stats.stats.items() if k[0] != __file__]  # type: ignore[attr-defined]
     for title, column in (("cumulative", 3), ("own (total) time", 2)):
         print(f"  top {top} by {title}: CPU µs per request under cProfile (which inflates them);"
               " calls* counts each resume of a coroutine")
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env", action="append", default=[], metavar="ERP_KEY=VALUE",
                    help="configuration for the gateway, e.g. ERP_RATE_LIMITS_ENABLED=false to see a stage's cost")
     args = p.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         with Processes() as processes:

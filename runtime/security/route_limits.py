@@ -31,6 +31,8 @@ def _policy(name: str, config: Any) -> Policy:
 
 
 class RouteLimits:
+    needs_body: bool  # set by _load; a reload may not change it
+
     def __init__(self, route: Route, config: Any, key_prefix: str = "") -> None:
         """`config` is the `rate_limits` section. Raises RegistryError naming the route."""
         self.route = route
@@ -91,7 +93,9 @@ class RouteLimits:
         rules = [(default, f"{prefix}{default.name}:{self._subject(default.key, ctx)}")]
         if self.named is not None and self.named.name != default.name:
             rules.append((self.named, f"{prefix}{self.named.name}:{self._subject(self.named.key, ctx)}"))
-        decision = await ctx.resources.limiter.check(rules)
+        limiter = ctx.resources.limiter
+        assert limiter is not None  # for_route() builds no RouteLimits while rate limits are off
+        decision = await limiter.check(rules)
         answer = headers(decision)
         if not decision.allowed:
             raise RateLimited(headers=answer)

@@ -30,19 +30,24 @@ def test_a_refused_leader_hands_the_read_to_an_admitted_waiter(server):
         loads.append(1)
         return {"loaded": len(loads)}
 
+    waiter_queued = asyncio.Event()
+
     async def refuse():
-        await asyncio.sleep(0.05)  # the waiter is queued on the leader's read by then
+        await waiter_queued.wait()  # refuse only once the waiter waits on the leader's read
         raise RateLimited()
 
     async def admit():
-        return None
+        # Awaited by the waiter once it has found the leader's read in flight; it waits on
+        # that read right after, before the leader's task can run again.
+        waiter_queued.set()
 
     async def go():
         mux = ValkeyMux(server.host, server.port)
         try:
             cache = Cache(mux, "gate-test:", {"p": SimpleNamespace(scope="user", ttl=60)})
             leader = asyncio.create_task(cache.fetch(ctx, "p", "/x", load, refuse()))
-            await asyncio.sleep(0)  # the leader registers its read
+            while not cache._inflight:  # the leader registers its read
+                await asyncio.sleep(0)
             waiter = await cache.fetch(ctx, "p", "/x", load, admit())
             with pytest.raises(RateLimited):
                 await leader

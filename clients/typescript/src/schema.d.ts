@@ -1149,6 +1149,11 @@ export interface components {
             revocations?: "synced" | "per-request" | "unchecked (fail_open)" | "unchecked (fail_closed)";
             /** @enum {string} */
             status: "up" | "down";
+            /**
+             * @description gRPC backends: plaintext, TLS, or mutual TLS (grpc.tls)
+             * @enum {string}
+             */
+            tls?: "none" | "server" | "mutual";
         };
         /** @description One page of Employee records */
         EmployeePage: {
