@@ -108,7 +108,7 @@ def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, c
         env = {**os.environ, **stack.environment(), "ERP_SERVER_PORT": str(port), "ERP_SERVER_WORKERS": str(workers)}
         if config_path:
             env["CONFIG_FILE"] = str(Path(config_path).resolve())
-        gateway = spawn(granian_command(host, port, workers), env=env)
+        gateway = spawn(granian_command(host, port, workers, config.server.read_timeout), env=env)
         try:
             from emulator.ports import wait_for_http
 
@@ -132,12 +132,16 @@ def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, c
     sys.exit(asyncio.run(run()))
 
 
-def granian_command(host: str, port: int, workers: int) -> list[str]:
+def granian_command(host: str, port: int, workers: int, read_timeout: float = 30.0) -> list[str]:
+    """Granian for the gateway. `read_timeout` (server.read_timeout) bounds reading the headers,
+    in Granian (at most its 60 s); the app bounds the body with the same key."""
+    header_ms = max(1, min(60_000, round(read_timeout * 1000)))
     return [
         sys.executable, "-m", "granian",
         "--interface", "asgi", "--factory", "runtime.app:create_app",
         "--host", host, "--port", str(port), "--workers", str(workers),
         "--loop", "uvloop", "--no-ws", "--log-level", "warning",
+        "--http1-header-read-timeout", str(header_ms),
     ]
 
 

@@ -23,6 +23,8 @@ from runtime.endpoint import Route, discover
 from runtime.middleware import GatewayMiddleware
 from runtime.pipeline import JSON, responder
 from runtime.request_id import request_id
+from runtime.security.client_guard import ClientGuard
+from runtime.security.route_limits import AddressBudget
 
 log = logging.getLogger("gateway")
 
@@ -83,7 +85,8 @@ def check_routes(config: Config, routes: list[Route]) -> None:
                 raise ConfigError(f"{route.method} {route.path}: unknown cache policy {policy!r} (known: {known})")
 
 
-def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.App:
+def build_app(config: Config, routes: list[Route] | None = None) -> ClientGuard:
+    """The Falcon app behind the per-address guard (runtime.security.client_guard)."""
     routes = discover() if routes is None else routes
     check_routes(config, routes)
     state = SimpleNamespace(resources=None, routes=routes, config=config)
@@ -96,12 +99,26 @@ def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.
         resource = SimpleNamespace(**{f"on_{r.method.lower()}": responder(r, state) for r in path_routes})
         app.add_route(path, resource)
     app.add_error_handler(Exception, _on_unexpected)
-    app.add_error_handler(falcon.HTTPError, _on_http_error)
+    budget = AddressBudget(config)
+
+    async def on_http_error(req, resp, ex: falcon.HTTPError, params, **_):
+        # Unknown routes and wrong methods never reach a route's rate limit: charge them here.
+        client_ip = getattr(req.context, "client_ip", None)
+        if not getattr(req.context, "rate_counted", False) and client_ip and state.resources is not None:
+            req.context.rate_counted = True
+            try:
+                await budget.enforce(state.resources.limiter, client_ip)
+            except errors.RateLimited as limited:
+                write_error(req, resp, limited)
+                return
+        await _on_http_error(req, resp, ex, params)
+
+    app.add_error_handler(falcon.HTTPError, on_http_error)
     app.add_error_handler(errors.ApiError, _on_api_error)
-    return app
+    return ClientGuard(app, config)
 
 
-def create_app(config: Config | None = None) -> falcon.asgi.App:
+def create_app(config: Config | None = None) -> ClientGuard:
     try:
         return build_app(config or load_config())
     except ConfigError as exc:

@@ -420,8 +420,9 @@ CORS = Section("cors", {
 RATE_LIMIT_POLICY = Section("rate_limit_policy", {
     "limit": F(Int(min=1), REQUIRED, "Requests allowed per window."),
     "window": F(Duration(min=0.001), "1m", "The window the limit applies to."),
-    "key": F(Enum("user", "ip", "email_ip"), "ip",
-             "What is counted: the signed-in user, the client IP, or the login email with the client IP."),
+    "key": F(Enum("user", "ip", "email_ip", "domain"), "ip",
+             "What is counted: the signed-in user, the client IP, the login email with the client IP, "
+             "or the body's `domain` (registration)."),
 })
 
 
@@ -440,6 +441,8 @@ RATE_LIMITS = Section("rate_limits", {
         "user": {"limit": 600, "window": "1m", "key": "user"},
         "anonymous": {"limit": 60, "window": "1m", "key": "ip"},
         "login": {"limit": 10, "window": "1m", "key": "email_ip"},
+        "register": {"limit": 10, "window": "1h", "key": "ip"},
+        "register_domain": {"limit": 5, "window": "1h", "key": "domain"},
     }, "Named policies; `user` (signed in) or `anonymous` applies to every route, a route may add one."),
 }, "Request rate limits, shared by every instance through Valkey.", validate=_check_rate_limits)
 
@@ -469,7 +472,15 @@ CACHE = Section("cache", {
                   "Named cache policies, referenced by routes as cache=\"name\"."),
 }, "Response cache.")
 
-SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS)
+LIMITS = Section("limits", {
+    "max_in_flight_per_address": F(Int(min=1), 32, "Requests one client address may have in progress at once, "
+                                   "per worker; more are answered 429 and their connection closed."),
+    "max_record_bytes": F(Int(min=256), 65_536, "Largest record a client may write, encoded; larger is 413."),
+    "max_response_bytes": F(Int(min=1024), 2_097_152, "Largest list page a backend may answer, encoded; larger "
+                            "is 400 naming page_size."),
+}, "Bounds on what one client or one request may take (issue: abuse resistance).")
+
+SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, LIMITS)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc) for s in SECTIONS}, "Gateway configuration.", cls_name="Config")
 Config = _ROOT.cls

@@ -19,6 +19,7 @@ from runtime.errors import Forbidden
 from runtime.observability.logs import configure_logging
 from runtime.request_id import request_id
 from runtime.resources import Resources
+from runtime.security.client_guard import CLIENT_IP
 from runtime.security.client_ip import ClientIp
 from runtime.security.cors import Cors
 from runtime.security.headers import security_headers
@@ -56,7 +57,9 @@ class GatewayMiddleware:
         req.context.started = time.perf_counter()
         req.context.request_id = request_id(req.get_header("X-Request-ID"))
         req.context.user_id = None
-        req.context.client_ip = self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
+        # Resolved once by the ASGI guard in front (runtime.security.client_guard).
+        req.context.client_ip = req.scope.get(CLIENT_IP) or self.client_ip.resolve(
+            req.remote_addr, req.get_header("X-Forwarded-For"))
         origin = req.get_header("Origin")
         if origin is not None and req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method"):
             self._preflight(req, resp, origin)

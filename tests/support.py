@@ -14,7 +14,7 @@ from emulator.cli import granian_command
 from emulator.ports import free_port, wait_for_http
 from emulator.processes import spawn, stop
 from emulator.services.seed import DEMO_PASSWORD  # noqa: F401  (re-exported for tests)
-from runtime.config import without_configuration
+from runtime.config import load_config, without_configuration
 
 
 GW = [sys.executable, "-m", "emulator.cli"]  # the `gw` command of this interpreter
@@ -42,7 +42,8 @@ def start_gateway(
     """The gateway under Granian on a free port, once it answers /health; `popen` goes to
     Popen (e.g. stdout= to capture its logs)."""
     port = free_port()
-    process = spawn(granian_command("127.0.0.1", port, workers), env=env, **popen)
+    read_timeout = load_config(env=env).server.read_timeout
+    process = spawn(granian_command("127.0.0.1", port, workers, read_timeout), env=env, **popen)
     url = f"http://127.0.0.1:{port}"
     if not wait_for_http(url + "/health", process, timeout):
         stop(process)
