@@ -226,10 +226,18 @@ class AuthState:
 
     def revoke(self, refresh_token: str = "", session_id: str = "", user_id: str = "") -> bool:
         """Revoke a session, found by one of its refresh tokens or by id. With ``user_id``,
-        only that user's own sessions. True if a live session was revoked."""
+        only that user's own sessions. True if a live session was revoked.
+
+        A refresh token that is unknown, of another user, or (with ``session_id`` too) of
+        another session is refused with INVALID_ARGUMENT and nothing is revoked: a caller
+        cannot end someone else's session by naming its token."""
         if refresh_token:
             record = self._refresh.get(_sha256(refresh_token))
-            session_id = record.session_id if record else ""
+            owner = self._sessions.get(record.session_id) if record else None
+            if (owner is None or session_id and owner.id != session_id
+                    or user_id and owner.user_id != user_id):
+                raise invalid("refresh_token", "is not a refresh token of this session")
+            session_id = owner.id
         session = self._sessions.get(session_id)
         if session is None or session.revoked or user_id and session.user_id != user_id:
             return False
