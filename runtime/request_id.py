@@ -7,10 +7,10 @@ import uuid
 
 # Well-formed: what tracing systems and load balancers emit (UUIDs, hex, base64url-ish ids),
 # bounded so a hostile header cannot flood logs or break log parsers.
-_WELL_FORMED = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+_WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{8,128}")  # fullmatch: `$` would let a newline through
 
 
 def request_id(incoming: str | None) -> str:
-    if incoming and _WELL_FORMED.match(incoming):
+    if incoming and _WELL_FORMED.fullmatch(incoming):
         return incoming
     return uuid.uuid4().hex

@@ -39,8 +39,9 @@ MIN_PASSWORD = 8
 # scrypt cost: low enough that seeding a dozen demo users stays ~0.15 s; a production
 # service would use n >= 2**15.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**12, 8, 1
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# Applied with fullmatch: `$` would accept a trailing newline.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _BAD_CREDENTIALS = "invalid email or password"  # one message for every failure: no enumeration
 _BAD_REFRESH = "invalid or expired refresh token"
 
@@ -120,7 +121,7 @@ class AuthState:
         domain = domain.strip().lower()
         if not name.strip():
             raise invalid("organization_name", "is required")
-        if domain and not _DOMAIN.match(domain):
+        if domain and not _DOMAIN.fullmatch(domain):
             raise invalid("domain", "must be a domain name such as example.com")
         if domain and any(o.domain == domain for o in self.organizations.values()):
             raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, "domain: already registered")
@@ -153,7 +154,7 @@ class AuthState:
         for name, value in (("first_name", first_name), ("last_name", last_name)):
             if not value.strip():
                 raise invalid(name, "is required")
-        if not _EMAIL.match(email):
+        if not _EMAIL.fullmatch(email):
             raise invalid("email", "must be a valid email address")
         if len(password) < MIN_PASSWORD:
             raise invalid("password", f"must be at least {MIN_PASSWORD} characters")
