@@ -44,6 +44,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _BAD_CREDENTIALS = "invalid email or password"  # one message for every failure: no enumeration
 _BAD_REFRESH = "invalid or expired refresh token"
+_TAKEN = "email or domain: already registered"  # one answer for either: no enumeration
 
 
 def hash_password(password: str) -> str:
@@ -133,7 +134,7 @@ class AuthState:
 
     def create_user(self, organization_id: str, email: str, password: str, *, first_name: str,
                     last_name: str, roles: tuple[str, ...] | list[str] = ("employee",),
-                    is_active: bool = True) -> auth_pb2.User:
+                    is_active: bool = True, password_hash: str = "") -> auth_pb2.User:
         email = self._check_new_user(email, password, first_name, last_name)
         if organization_id not in self.organizations:
             raise invalid("organization_id", "no such organization")
@@ -145,7 +146,7 @@ class AuthState:
                              first_name=first_name.strip(), last_name=last_name.strip(),
                              roles=list(roles), is_active=is_active, created_at=now,
                              updated_at=now)
-        self._accounts[user.id] = _Account(user, hash_password(password))
+        self._accounts[user.id] = _Account(user, password_hash or hash_password(password))
         self._by_email[email] = user.id
         return user
 
@@ -200,12 +201,34 @@ class AuthState:
 
     def register(self, *, first_name: str, last_name: str, email: str, password: str,
                  organization_name: str, domain: str = "") -> auth_pb2.TokenResponse:
-        """A new organization with this user as its admin, signed in."""
-        self._check_new_user(email, password, first_name, last_name)  # before creating the org
+        """A new organization with this user as its admin, signed in.
+
+        A taken email and a taken domain get one answer (ALREADY_EXISTS, _TAKEN) after the
+        same work as a success (both checks, a password hash and its verification), so that
+        neither the answer nor its time tells which one is taken, nor that one is."""
+        email_key, domain_key = email.strip().lower(), domain.strip().lower()
+        if not organization_name.strip():
+            raise invalid("organization_name", "is required")
+        if domain_key and not _DOMAIN.fullmatch(domain_key):
+            raise invalid("domain", "must be a domain name such as example.com")
+        try:
+            self._check_new_user(email, password, first_name, last_name)
+            taken = False
+        except ServiceError as error:
+            if error.code != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+            taken = True
+        taken |= bool(domain_key) and any(o.domain == domain_key for o in self.organizations.values())
+        password_hash = hash_password(password)
+        verify_password(password, password_hash)  # what the sign-in of a success costs
+        if taken:
+            raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, _TAKEN)
         org = self.create_organization(organization_name, domain)
-        self.create_user(org.id, email, password, first_name=first_name, last_name=last_name,
-                         roles=("admin",))
-        return self.authenticate(email, password)
+        user = self.create_user(org.id, email, password, first_name=first_name, last_name=last_name,
+                                roles=("admin",), password_hash=password_hash)
+        session = _Session(uuid.uuid4().hex, user.id, self.refresh_ttl)
+        self._sessions[session.id] = session
+        return self._issue(self._accounts[user.id], session)
 
     def refresh(self, refresh_token: str) -> auth_pb2.TokenResponse:
         record = self._refresh.get(_sha256(refresh_token))
@@ -294,6 +317,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                                        request.remember_me)
 
     async def Register(self, request, context):
+        # On the loop, not in a thread: the taken-check and the creation must not interleave.
         return self.state.register(
             first_name=request.first_name, last_name=request.last_name, email=request.email,
             password=request.password, organization_name=request.organization_name,

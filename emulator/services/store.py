@@ -30,6 +30,8 @@ M = TypeVar("M", bound=Message)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 MAX_BATCH = 1000
+MAX_RECORD_BYTES = 65_536  # a record, encoded: bounded work for every read of it
+MAX_LIST_ITEMS = 100  # items of a list inside a record (invoice lines)
 IMMUTABLE = frozenset({"id", "organization_id", "created_at", "updated_at"})
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch: `$` accepts a trailing newline
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -103,6 +105,14 @@ def _is_set(row: Message, name: str) -> bool:
     if fd.message_type is not None and not fd.is_repeated:
         return row.HasField(name)  # a message field is "set" even when all zeros
     return bool(getattr(row, name))
+
+
+def _check_size(row: Message) -> None:
+    for fd, value in row.ListFields():
+        if fd.is_repeated and len(value) > MAX_LIST_ITEMS:
+            raise invalid(fd.name, f"at most {MAX_LIST_ITEMS} items")
+    if row.ByteSize() > MAX_RECORD_BYTES:
+        raise invalid("record", f"is larger than {MAX_RECORD_BYTES} bytes encoded")
 
 
 def _check_text(msg: Message, prefix: str = "") -> None:
@@ -236,6 +246,7 @@ class Store:
                 raise invalid(name, f"must be one of {', '.join(sorted(allowed))}")
         if "email" in row.DESCRIPTOR.fields_by_name and row.email and not _EMAIL.fullmatch(row.email):
             raise invalid("email", "must be a valid email address")
+        _check_size(row)
         _check_text(row)
         _check_money(row)
         for name, target in spec.refs.items():

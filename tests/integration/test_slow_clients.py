@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from emulator.processes import stop
+from runtime.config import load_config
 from tests.support import DEMO_PASSWORD, granian_env, start_gateway
 
 ATTACK_CONNECTIONS = 1100
@@ -35,7 +36,9 @@ def other_client() -> httpx.Client:
 
 @pytest.fixture(scope="module")
 def two_workers(stack):
-    process, url = start_gateway(granian_env(stack.environment()), workers=2)
+    default_cap = str(load_config(env={}).limits.max_in_flight_per_address)  # the shipped configuration
+    process, url = start_gateway(granian_env(stack.environment(), ERP_LIMITS_MAX_IN_FLIGHT_PER_ADDRESS=default_cap),
+                                 workers=2)
     yield url
     stop(process)
 

@@ -41,3 +41,16 @@ def test_references_into_another_service_are_looked_up_for_the_callers_organizat
     invoice = finance_pb2.Invoice(customer_id=theirs.id, number="1", total=Money(amount="1", currency="EUR"))
     assert "no customer" in refused(lambda: finance_store.create("Invoice", "org", invoice), "customer_id")
     assert finance_store.create("Invoice", "other-org", invoice).customer_id == theirs.id
+
+
+def test_a_list_inside_a_record_and_the_record_itself_are_bounded():
+    from emulator.services.store import MAX_LIST_ITEMS, MAX_RECORD_BYTES
+
+    store = Store(finance.RESOURCES)
+    line = finance_pb2.InvoiceLine(description="x", quantity="1", unit_price=Money(amount="1", currency="EUR"))
+    many = finance_pb2.Invoice(customer_id="c", number="1", lines=[line] * (MAX_LIST_ITEMS + 1))
+    refused(lambda: store.create("Invoice", "org", many), "lines")
+    big_line = finance_pb2.InvoiceLine(description="x" * (MAX_RECORD_BYTES // 50), quantity="1",
+                                       unit_price=Money(amount="1", currency="EUR"))
+    big = finance_pb2.Invoice(customer_id="c", number="2", lines=[big_line] * 60)
+    refused(lambda: store.create("Invoice", "org", big), "record")
