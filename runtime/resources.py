@@ -15,8 +15,10 @@ from runtime.backends.client import Backends, CallPolicy
 from runtime.backends.health import HealthMonitor, grpc_health_check
 from runtime.cache import Cache
 from runtime.config import Config
+from runtime.domains import declared
 from runtime.rbac import Policy
 from runtime.security.ratelimit import RateLimiter
+from runtime.idempotency import IdempotencyStore
 from runtime.valkey_mux import ValkeyMux
 
 
@@ -42,7 +44,11 @@ class Resources:
         # The request path (rate limits, cache): one shared, pipelined connection; half valkey-py's
         # CPU per call, and most of what is left is the kernel's round trip.
         self.valkey_mux = ValkeyMux.from_config(r)
-        self.backends = Backends(dict(config.grpc.services), CallPolicy.from_config(config.grpc))
+        domains = declared()
+        self.backends = Backends(dict(config.grpc.services), {n: d.stub for n, d in domains.items()},
+                                 CallPolicy.from_config(config.grpc))
+        # Dependencies without which /ready answers 503 (the domains that say so).
+        self.required = frozenset(n for n, d in domains.items() if d.required)
         checks = {name: grpc_health_check(c.channel) for name, c in self.backends.clients.items()}
         self.health = HealthMonitor({**checks, "valkey": self.valkey.ping}, config.grpc.health_interval)
         j = config.jwt
@@ -64,6 +70,9 @@ class Resources:
         self.policy = Policy(config.rbac.roles)
         self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
         self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
+        self.idempotency = (IdempotencyStore(self.valkey_mux, r.key_prefix, config.idempotency,
+                                             config.server.request_timeout)
+                            if config.idempotency.enabled else None)
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""
