@@ -1,6 +1,6 @@
 """Another tenant's latency while one tenant reads huge list pages (issue 10, item 5).
 
-    python -m loadtests.bench.huge_pages [--seconds 20] [--readers 8]
+    python -m loadtests.bench.huge_pages [--seconds 20] [--readers 8] [--phases unbounded,bounded] [--env K=V]
 
 One tenant (a fresh sign-up, admin of its own organization) fills its invoices with the
 largest records the backend accepts (100 lines of 500 characters) and has `--readers`
@@ -8,10 +8,13 @@ clients read its invoice list as fast as they can; meanwhile another organizatio
 reads one customer (a cached read: rate limit and cache in one Valkey round trip) in a loop.
 Two phases, each on a fresh 2-worker gateway against the same backends:
 
-- `unbounded`: `limits.max_response_bytes` lifted, so pages of 100 invoices (~6 MB encoded,
+- `unbounded`: `limits.max_response_bytes` and the rate limits lifted, so pages of 100 invoices (~6 MB encoded,
   ~8 MB of JSON) are served and cached (before this limit existed);
-- `bounded`: the shipped limits: a page over 2 MiB is refused with 400, so the reader falls
-  back to the largest page it may have (page_size 30).
+- `bounded`: the shipped page limit: a page over 2 MiB is refused with 400, so the reader
+  falls back to the largest page it may have (page_size 30); rate limits still lifted;
+- `shipped`: every shipped limit, the per-user budget (600/min) included.
+
+The other tenant reads five times a second (within its own budget).
 
 Prints the other tenant's p50/p90/p99/max per phase, idle and under the reads.
 """
@@ -29,6 +32,7 @@ import httpx
 from loadtests.bench.servers import GATEWAY_ENV, Processes, _clean_env, start_backends, start_granian
 
 DEMO_PASSWORD = "demo-pass-123"  # the emulator's development password
+PACE = 0.2  # the other tenant's think time: 5 reads a second, within the shipped user budget (600/min)
 
 
 def sign_up(base: str) -> str:
@@ -58,6 +62,10 @@ def reader(base: str, token: str, stop: threading.Event, counts: dict) -> None:
             if answer.status_code == 400 and "page_size" in answer.json().get("errors", {}):
                 page_size = 30  # the largest page under the shipped 2 MiB limit
                 continue
+            if answer.status_code == 429:  # the user budget: wait as told
+                counts["limited"] += 1
+                stop.wait(float(answer.headers.get("Retry-After", "1")))
+                continue
             counts["pages"] += 1
             counts["bytes"] += len(answer.content)
 
@@ -70,6 +78,7 @@ def victim(base: str, token: str, customer: str, seconds: float) -> list[float]:
             started = time.monotonic()
             assert client.get(f"/api/v1/crm/customers/{customer}").status_code == 200
             took.append(time.monotonic() - started)
+            time.sleep(PACE)
     return took
 
 
@@ -82,8 +91,11 @@ def summary(took: list[float]) -> str:
 def phase(name: str, backends: dict[str, str], processes: Processes, args: argparse.Namespace) -> None:
     env = {**backends, **GATEWAY_ENV, "ERP_LIMITS_MAX_IN_FLIGHT_PER_ADDRESS": "100000",
            "ERP_RATE_LIMITS_POLICIES_REGISTER_LIMIT": "1000", "ERP_RATE_LIMITS_POLICIES_REGISTER_DOMAIN_LIMIT": "1000"}
+    if name == "shipped":  # every shipped limit, the user budget (600/min) included
+        env = {**backends, "ERP_LOGGING_LEVEL": "warning"}
     if name == "unbounded":
         env["ERP_LIMITS_MAX_RESPONSE_BYTES"] = str(1 << 30)
+    env.update(args.env)
     base = start_granian(processes, f"gateway-{name}", 2, _clean_env(**env), ready_path="/health")
     big = sign_up(base)
     with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {big}"}) as client:
@@ -94,7 +106,7 @@ def phase(name: str, backends: dict[str, str], processes: Processes, args: argpa
     customers = httpx.get(base + "/api/v1/crm/customers", headers={"Authorization": f"Bearer {other}"}).json()
     customer = customers["data"]["items"][0]["id"]
     idle = victim(base, other, customer, 5)
-    stop, counts = threading.Event(), {"pages": 0, "bytes": 0}
+    stop, counts = threading.Event(), {"pages": 0, "bytes": 0, "limited": 0}
     threads = [threading.Thread(target=reader, args=(base, big, stop, counts)) for _ in range(args.readers)]
     for t in threads:
         t.start()
@@ -106,7 +118,7 @@ def phase(name: str, backends: dict[str, str], processes: Processes, args: argpa
     mb = counts["bytes"] / 1e6
     print(f"{name:9}  idle:        {summary(idle)}")
     print(f"{name:9}  under reads: {summary(loaded)}   ({counts['pages']} pages, {mb:.0f} MB read, "
-          f"{mb / max(counts['pages'], 1):.1f} MB a page)")
+          f"{mb / max(counts['pages'], 1):.1f} MB a page, {counts['limited']} 429s)")
 
 
 def main() -> None:
@@ -114,10 +126,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--readers", type=int, default=8)
     parser.add_argument("--invoices", type=int, default=100)
+    parser.add_argument("--phases", default="unbounded,bounded,shipped",
+                        help="comma separated: unbounded, bounded, shipped")
+    parser.add_argument("--env", action="append", default=[], metavar="ERP_KEY=VALUE",
+                        help="extra gateway setting for every phase, e.g. ERP_CACHE_ENABLED=false")
     args = parser.parse_args()
+    args.env = dict(item.split("=", 1) for item in args.env)
     with Processes() as processes:
         backends = start_backends(processes)
-        for name in ("unbounded", "bounded"):
+        for name in args.phases.split(","):
             phase(name, backends, processes, args)
 
 
