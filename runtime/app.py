@@ -89,7 +89,7 @@ def build_app(config: Config, routes: list[Route] | None = None) -> ClientGuard:
     """The Falcon app behind the per-address guard (runtime.security.client_guard)."""
     routes = discover() if routes is None else routes
     check_routes(config, routes)
-    state = SimpleNamespace(resources=None, routes=routes, config=config)
+    state = SimpleNamespace(resources=None, routes=routes, config=config, route_limits=[])
     app = falcon.asgi.App(middleware=[GatewayMiddleware(config, state)])
     app.req_options.strip_url_path_trailing_slash = True
     by_path: dict[str, list[Route]] = defaultdict(list)
@@ -100,6 +100,7 @@ def build_app(config: Config, routes: list[Route] | None = None) -> ClientGuard:
         app.add_route(path, resource)
     app.add_error_handler(Exception, _on_unexpected)
     budget = AddressBudget(config)
+    state.route_limits.append(budget)  # reloaded with the routes' policies
 
     async def on_http_error(req, resp, ex: falcon.HTTPError, params, **_):
         # Unknown routes and wrong methods never reach a route's rate limit: charge them here.

@@ -350,6 +350,8 @@ _NOT_BUILT = "not acted on yet"
 _GRANIAN = "not acted on yet: Granian's own --host/--port/--workers decide"
 
 SERVER = Section("server", {
+    "reload_interval": F(Duration(), "1s", "How often each worker checks CONFIG_FILE for changes to rbac, "
+                         "rate_limits and cors, applied without a restart (0 turns it off)."),
     "host": F(Str(), "0.0.0.0", "Listen address.", pending=_GRANIAN),
     "port": F(Int(1, 65535), 8080, "Listen port.", pending=_GRANIAN),
     "read_timeout": F(Duration(min=0.001), "30s", "Time allowed to read a request: its headers (Granian's header read timeout, at most 60s) and its whole body (408)."),
@@ -466,6 +468,8 @@ RATE_LIMIT_POLICY = Section("rate_limit_policy", {
 
 def _check_rate_limits(c: Any) -> None:
     # `user` and `anonymous` are the defaults of every route, which has no body to key on.
+    if "service" in c.policies and c.policies["service"].key != "user":
+        raise ValueError("policies.service.key must be 'user' (one budget per service account)")
     for name, key in (("user", "user"), ("anonymous", "ip")):
         if name not in c.policies:
             raise ValueError(f"policies.{name} is missing (expected the default policy for every route)")
@@ -479,9 +483,11 @@ RATE_LIMITS = Section("rate_limits", {
         "user": {"limit": 600, "window": "1m", "key": "user"},
         "anonymous": {"limit": 60, "window": "1m", "key": "ip"},
         "login": {"limit": 10, "window": "1m", "key": "email_ip"},
+        "service": {"limit": 1200, "window": "1m", "key": "user"},
         "register": {"limit": 10, "window": "1h", "key": "ip"},
         "register_domain": {"limit": 5, "window": "1h", "key": "domain"},
-    }, "Named policies; `user` (signed in) or `anonymous` applies to every route, a route may add one."),
+    }, "Named policies; `user` (a person), `service` (a service account) or `anonymous` applies "
+       "to every route, a route may add some."),
 }, "Request rate limits, shared by every instance through Valkey.", validate=_check_rate_limits)
 
 ROLE = Section("role", {

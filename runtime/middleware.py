@@ -8,6 +8,7 @@ before routing and authentication: a browser never sends credentials with them.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from runtime.config import Config, pending_keys
 from runtime.errors import Forbidden
 from runtime.observability.logs import configure_logging
 from runtime.request_id import request_id
+from runtime.reload import ConfigReloader, swap_policies
 from runtime.resources import Resources
 from runtime.security.client_guard import CLIENT_IP
 from runtime.security.client_ip import ClientIp
@@ -59,8 +61,16 @@ class GatewayMiddleware:
         _log_pending(self.config)
         self.state.resources = Resources(self.config)
         await self.state.resources.start()
+        self.reloader = None
+        path = os.environ.get("CONFIG_FILE")
+        if path and self.config.server.reload_interval > 0:
+            self.reloader = ConfigReloader(path, self.config.server.reload_interval, self.config,
+                                           swap_policies(self, self.state))
+            self.reloader.start()
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
+        if getattr(self, "reloader", None) is not None:
+            await self.reloader.close()
         if self.state.resources is not None:
             await self.state.resources.close()
             self.state.resources = None

@@ -40,6 +40,7 @@ from runtime.endpoint import Route
 from runtime.errors import ApiError, Forbidden, Unauthenticated
 from runtime.auth.tokens import bearer_token
 from runtime.idempotency import HEADER, applies as idempotency_applies
+from runtime.rbac import grants_allow
 from runtime.reply import Reply
 from runtime.security.route_limits import RouteLimits
 from runtime.request_body import read_json
@@ -63,7 +64,10 @@ def authorize(ctx: Context, permission: str) -> None:
     principal = ctx.principal
     if principal is None:
         raise Unauthenticated()
-    if not ctx.resources.policy.allows(principal.roles, permission):
+    if principal.permissions is not None:  # a service account: its own grants, no roles
+        if not grants_allow(principal.permissions, permission):
+            raise Forbidden(f"This service account is not granted {permission}")
+    elif not ctx.resources.policy.allows(principal.roles, permission):
         raise Forbidden(f"Your role does not grant {permission}")
 
 
@@ -156,6 +160,8 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
     """The Falcon responder for one route; `state.resources` is filled by the lifespan."""
     max_body = route.max_body_bytes
     limits = RouteLimits.for_route(route, state.config)  # a bad declaration stops start-up here
+    if limits is not None:
+        state.route_limits.append(limits)  # for hot reload (runtime.reload)
     # A cached read with nothing to read after the limit: its rate limit may share the cache
     # read's round trip (the module docstring).
     speculate = limits is not None and not limits.needs_body and route.cache is not None and route.body is None

@@ -13,6 +13,7 @@ Everything that can be wrong with a route's declaration is found at start-up.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +39,16 @@ BODY_KEYS = {"email_ip": "email", "domain": "domain"}
 class RouteLimits:
     def __init__(self, route: Route, config: Any, key_prefix: str = "") -> None:
         """`config` is the `rate_limits` section. Raises RegistryError naming the route."""
+        self.route = route
         self.prefix = key_prefix + "rl:"
-        self.user = _policy("user", config)
-        self.anonymous = _policy("anonymous", config)
+        self._load(config)
+
+    def _load(self, config: Any) -> None:
+        route = self.route
+        user = _policy("user", config)
+        anonymous = _policy("anonymous", config)
+        # Machine clients get their own budget (`service`) when one is configured.
+        service = _policy("service", config) if "service" in config.policies else user
         names = (route.rate_limit,) if isinstance(route.rate_limit, str) else tuple(route.rate_limit or ())
         where = f"{route.method} {route.path} ({route.name})"
         named = []
@@ -53,14 +61,25 @@ class RouteLimits:
                 raise RegistryError(f"{where}: rate_limit {name!r} counts per user but the route has no authentication")
             field = BODY_KEYS.get(policy.key)
             if field is not None and (route.body is None or field not in route.body.fields):
-                noun = "email" if field == "email" else field
-                raise RegistryError(f"{where}: rate_limit {name!r} counts per {noun} but the body has no `{field}` field")
+                raise RegistryError(f"{where}: rate_limit {name!r} counts per {field} but the body has no `{field}` field")
             named.append(policy)
         # Before the body: the default policy and named ones that need no body, one round trip;
         # so a client is refused before it may send (or trickle) a body. After it: the rest.
-        self.before = tuple(p for p in named if p.key not in BODY_KEYS)
-        self.after = tuple(p for p in named if p.key in BODY_KEYS)
-        self.needs_body = bool(self.after)
+        before = tuple(p for p in named if p.key not in BODY_KEYS)
+        after = tuple(p for p in named if p.key in BODY_KEYS)
+        if hasattr(self, "needs_body") and self.needs_body != bool(after):
+            raise RegistryError(f"{where}: rate_limit {names!r} may not change what it is keyed on without a restart")
+        # Assigned together, after every check: a refused reload leaves the old policies whole.
+        self.user, self.anonymous, self.service = user, anonymous, service
+        self.before, self.after, self.needs_body = before, after, bool(after)
+
+    def check(self, config: Any) -> None:
+        """Raise RegistryError if `config` (the whole configuration) cannot serve this route."""
+        copy.copy(self)._load(config.rate_limits)
+
+    def reload(self, config: Any) -> None:
+        """Take the rate-limit policies of `config` (checked with `check` first)."""
+        self._load(config.rate_limits)
 
     @property
     def named(self) -> Policy | None:
@@ -74,7 +93,7 @@ class RouteLimits:
         return cls(route, config.rate_limits, config.redis.key_prefix)
 
     def _subject(self, kind: str, ctx: "Context") -> str:
-        if kind == "user" and ctx.principal is not None:
+        if kind == "user" and ctx.principal is not None:  # a person or a service account
             return "u:" + ctx.principal.user_id
         if kind == "email_ip":
             email = str((ctx.body or {}).get("email", "")).strip().lower()
@@ -96,8 +115,9 @@ class RouteLimits:
         resp.set_headers(answer)
 
     async def enforce(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
-        """The default policy (user, else anonymous) and the named ones that need no body."""
-        default = self.user if ctx.principal is not None else self.anonymous
+        """The default policy (user, service or anonymous) and the named ones that need no body."""
+        principal = ctx.principal
+        default = self.anonymous if principal is None else self.service if principal.is_service else self.user
         await self._check(resp, ctx, (default, *(p for p in self.before if p.name != default.name)))
 
     async def enforce_body(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
@@ -117,6 +137,13 @@ class AddressBudget:
     def __init__(self, config: Any) -> None:
         self.policy = _policy("anonymous", config.rate_limits) if config.rate_limits.enabled else None
         self.prefix = config.redis.key_prefix + "rl:anonymous:ip:"
+
+    def check(self, config: Any) -> None:
+        """Hot reload (runtime.reload): the `anonymous` policy is always there (checked at load)."""
+
+    def reload(self, config: Any) -> None:
+        if self.policy is not None:
+            self.policy = _policy("anonymous", config.rate_limits)
 
     async def enforce(self, limiter: Any, client_ip: str) -> None:
         if self.policy is None or limiter is None:
