@@ -12,7 +12,7 @@ LOGOUT = Body("LogoutRequest", {"refresh_token": Field(str, required=False, min_
 NOT_THIS_SESSION = "is not a refresh token of this session"
 
 
-@endpoint("POST", "/api/v1/auth/logout", body=LOGOUT)
+@endpoint("POST", "/api/v1/auth/logout", body=LOGOUT)  # data: null
 async def logout(req, ctx):
     """Sign out: revoke this session's access tokens everywhere and its refresh-token family.
 
@@ -43,4 +43,4 @@ async def logout(req, ctx):
     if refused:
         raise ValidationFailed("This session was ended; the refresh token sent is not one of its own",
                                errors={"refresh_token": [NOT_THIS_SESSION]})
-    return Reply({"revoked": True, "session_revoked": answer.revoked}, message="Logged out")
+    return Reply(None, message="Logged out")

@@ -1,6 +1,6 @@
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint
-from runtime.auth.session import token_answer
+from runtime.auth.session import TOKEN_ANSWER, token_answer
 from runtime.errors import Conflict
 from runtime.schema import EMAIL, NEW_PASSWORD, Body, Field, same_as, text
 
@@ -23,7 +23,7 @@ TAKEN = "this email or domain cannot be registered"
 
 
 # Its own budgets on top of the anonymous one: per address, and per domain whatever the address.
-@endpoint("POST", "/api/v1/auth/register", auth=False, body=REGISTER, status=201,
+@endpoint("POST", "/api/v1/auth/register", auth=False, body=REGISTER, status=201, response=TOKEN_ANSWER,
           rate_limit=("register", "register_domain"))
 async def register(req, ctx):
     """Create an organization and its first admin, and sign them in."""
@@ -41,4 +41,5 @@ async def register(req, ctx):
         )
     except Conflict:
         raise Conflict("Registration failed: " + TAKEN, errors={"email": [TAKEN], "domain": [TAKEN]}) from None
-    return Reply(token_answer(tokens), message="Registration successful")
+    # Every 201 names what it created: the new user, as the caller sees them.
+    return Reply(token_answer(tokens), message="Registration successful", headers={"Location": "/api/v1/auth/me"})
