@@ -98,7 +98,7 @@ def test_a_long_field_name_is_cut_in_the_error_body(url):
         answer = c.post(LOGIN, json={"x" * 10_000: 1, "email": "a@b.example", "password": "p"})
     assert answer.status_code == 400
     (name,) = answer.json()["errors"]
-    assert len(name) == 100 and name.startswith("xxx")
+    assert len(name) <= 100 and name.startswith("xxx")  # not the 10,000 characters sent
 
 
 def test_register_answers_a_taken_email_and_a_taken_domain_alike(url):
