@@ -387,7 +387,8 @@ SERVER = Section("server", {
     "host": F(Str(), "0.0.0.0", "Listen address of `python -m runtime.serve` (gw serve: its --host)."),
     "port": F(Int(1, 65535), 8080, "Listen port (gw serve: unless --port)."),
     "read_timeout": F(Duration(min=0.001, max=60), "30s",
-                      "Time allowed to read a request's headers (Granian's HTTP/1 header read timeout)."),
+                      "Time allowed to read a request: its headers (Granian's HTTP/1 header read timeout) "
+                      "and its whole body (408)."),
     "write_timeout": F(Duration(min=0.001), "30s", "Time allowed to write a response.", pending=_NOT_BUILT),
     "shutdown_timeout": F(Duration(min=1, max=1800), "10s",
                           "Grace period for in-flight requests on stop, then workers are killed."),
@@ -523,8 +524,9 @@ def _check_rate_limit_policy(p: Any) -> None:
 RATE_LIMIT_POLICY = Section("rate_limit_policy", {
     "limit": F(Int(min=1), REQUIRED, "Requests allowed per window."),
     "window": F(Duration(min=0.001), "1m", "The window the limit applies to."),
-    "key": F(Enum("user", "ip", "email_ip"), "ip",
-             "What is counted: the signed-in user, the client IP, or the login email with the client IP."),
+    "key": F(Enum("user", "ip", "email_ip", "domain"), "ip",
+             "What is counted: the signed-in user, the client IP, the login email with the client IP, "
+             "or the body's `domain` (registration)."),
 }, validate=_check_rate_limit_policy)
 
 
@@ -546,8 +548,10 @@ RATE_LIMITS = Section("rate_limits", {
         "anonymous": {"limit": 60, "window": "1m", "key": "ip"},
         "login": {"limit": 10, "window": "1m", "key": "email_ip"},
         "service": {"limit": 1200, "window": "1m", "key": "user"},
+        "register": {"limit": 10, "window": "1h", "key": "ip"},
+        "register_domain": {"limit": 5, "window": "1h", "key": "domain"},
     }, "Named policies; `user` (a person), `service` (a service account) or `anonymous` applies "
-       "to every route, a route may add one."),
+       "to every route, a route may add some."),
 }, "Request rate limits, shared by every instance through Valkey.", validate=_check_rate_limits)
 
 ROLE = Section("role", {
@@ -612,8 +616,18 @@ SECURITY = Section("security", {
                                 "to be revoked (fail_open) or answer 503 (fail_closed)."),
 }, "Security trade-offs under failure.")
 
+
+LIMITS = Section("limits", {
+    "max_in_flight_per_address": F(Int(min=1), 32, "Requests one client address may have in progress at once, "
+                                   "per worker; more are answered 429 and their connection closed."),
+    "max_record_bytes": F(Int(min=256), 65_536, "Largest record a client may write, encoded; larger is 413."),
+    "max_response_bytes": F(Int(min=1024), 2_097_152, "Largest list page a backend may answer, encoded; larger "
+                            "is 400 naming page_size."),
+}, "Bounds on what one client or one request may take (issue: abuse resistance).")
+
+
 SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, IDEMPOTENCY,
-                                 SECURITY, REALTIME)
+                                 SECURITY, REALTIME, LIMITS)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},
                 "Gateway configuration.", cls_name="Config")

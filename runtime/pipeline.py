@@ -6,8 +6,9 @@ body validation -> cache (reads) -> handler -> invalidation (writes) -> envelope
 stage runs only when the route declares it.
 
 The rate limit (runtime.security.route_limits) runs right after authentication, because
-its default budget is per user; on a route whose named policy is keyed on the body (login:
-email and client IP) it runs right after body validation instead, still as one check.
+its default budget is per user, and before the body is read; a named policy keyed on the
+body (login: email and client IP) is checked again right after body validation. A request
+whose authentication fails spends the anonymous budget of its address.
 
 A cached read (a route with `cache=` and no body, signed in) would pay two Valkey round trips
 one after the other: the rate-limit script, then the cache-read script. Instead both scripts
@@ -199,13 +200,19 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
     async def respond(req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: str) -> None:
         resources = state.resources
         ctx = Context(resources, route, req.context.request_id, req.context.client_ip)
+        req.context.rate_counted = limits is not None
         if route.auth != "none":
-            await authenticate(req, ctx)
+            try:
+                await authenticate(req, ctx)
+            except Unauthenticated:
+                if limits is not None:  # a failed sign-in is anonymous: it spends the address's budget
+                    await limits.enforce_anonymous(resp, ctx)
+                raise
         if speculate and limits is not None and ctx.principal is not None and resources.cache is not None \
                 and _read_ahead(req, ctx, params):
             result = await call_handler(req, resp, ctx, params, gate=limits.enforce(resp, ctx))
         else:
-            if limits is not None and not limits.needs_body:
+            if limits is not None:  # before the body: a refused client never gets to send one
                 await limits.enforce(resp, ctx)
             if route.permission is not None:
                 authorize(ctx, route.permission)
@@ -213,7 +220,7 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
                 limit = max_body or resources.config.server.max_body_bytes
                 ctx.body = route.body.validate(await read_json(req, limit))
                 if limits is not None and limits.needs_body:
-                    await limits.enforce(resp, ctx)
+                    await limits.enforce_body(resp, ctx)
             if route.query is not None or req.query_string:
                 ctx.query = validate_query(req, route)
             if params:

@@ -13,6 +13,7 @@ import grpc
 from emulator.services import auth, crm, finance, hrm
 from emulator.services.auth import AuthState
 from emulator.services.jwks import JwksServer
+from emulator.services.rpc import ServiceError
 from emulator.services.seed import seed
 from emulator.services.server import ServiceServer
 from emulator.services.store import Store
@@ -42,6 +43,23 @@ class Backends:
         await asyncio.gather(self.jwks.stop(), *(s.stop(grace) for s in self.servers.values()))
 
 
+def wire_references(state: AuthState, stores: dict[str, Store]) -> None:
+    """References from one service's records to another's: checked for the caller's
+    organization and existence, as a real backend would (an invoice for another
+    organization's customer, an employee linked to another organization's user)."""
+
+    def user_in(org: str, user_id: str) -> bool:
+        try:
+            state.get_user(user_id, org)
+        except ServiceError:
+            return False
+        return True
+
+    stores["crm"].lookups["User"] = user_in
+    stores["hrm"].lookups["User"] = user_in
+    stores["finance"].lookups["Customer"] = lambda org, id: stores["crm"].exists("Customer", org, id)
+
+
 async def start_backends(host: str = "127.0.0.1", ports: dict[str, int] | None = None, *,
                          issuer: str = "erp-auth-service", audience: str = "erp-api-gateway",
                          access_ttl: int = 900,
@@ -59,6 +77,7 @@ async def start_backends(host: str = "127.0.0.1", ports: dict[str, int] | None =
         return state
 
     state = await asyncio.to_thread(prepare)
+    wire_references(state, stores)
     servers = {"auth": auth.build(state), "crm": crm.build(stores["crm"]),
                "hrm": hrm.build(stores["hrm"]), "finance": finance.build(stores["finance"])}
 

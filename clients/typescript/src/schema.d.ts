@@ -35,7 +35,9 @@ export interface paths {
         put?: never;
         /**
          * Sign out: revoke this session's access tokens everywhere and its refresh-token family.
-         * @description Sign out: revoke this session's access tokens everywhere and its refresh-token family.
+         * @description The session ended is always the one of the access token presented. A `refresh_token` in
+         *     the body must be one of that session's: another session's or user's is refused (400),
+         *     and that other session is left untouched (this one still ends).
          */
         post: operations["logout"];
         delete?: never;
