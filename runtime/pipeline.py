@@ -161,6 +161,7 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
     async def respond(req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: str) -> None:
         resources = state.resources
         ctx = Context(resources, route, req.context.request_id, req.context.client_ip)
+        ctx.traceparent = req.get_header("traceparent")
         if route.auth != "none":
             await authenticate(req, ctx)
         if speculate and ctx.principal is not None and resources.cache is not None and _read_ahead(req, ctx):

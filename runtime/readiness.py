@@ -42,6 +42,9 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
     if valkey is not None:
         # Informational: while the feed is not synced each request asks Valkey (correct, slower).
         valkey["revocations"] = "synced" if resources.revocations.synced else "per-request"
+    if resources.events is not None:
+        # Optional: while the broker is away events go to the spool, so the gateway is degraded.
+        dependencies["kafka"] = resources.events.health()
     down = {n for n, r in dependencies.items() if r["status"] == "down"}
     status = "unavailable" if down & REQUIRED else "degraded" if down else "ready"
     return {"status": status, "dependencies": dependencies}

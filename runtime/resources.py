@@ -6,6 +6,8 @@ channel nor a Valkey connection pool may cross a fork.
 
 from __future__ import annotations
 
+import asyncio
+
 import valkey.asyncio as valkey_asyncio
 
 from runtime.auth.jwks import JwksCache
@@ -15,6 +17,7 @@ from runtime.backends.client import Backends, CallPolicy
 from runtime.backends.health import HealthMonitor, grpc_health_check
 from runtime.cache import Cache
 from runtime.config import Config
+from runtime.events import open_publisher
 from runtime.rbac import Policy
 from runtime.security.ratelimit import RateLimiter
 from runtime.valkey_mux import ValkeyMux
@@ -64,14 +67,26 @@ class Resources:
         self.policy = Policy(config.rbac.roles)
         self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
         self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
+        # Business events (runtime.events): None when kafka.enabled is false.
+        self.events = open_publisher(config)
+        if self.events is not None:
+            for name, client in self.backends.clients.items():
+                client.breaker.on_open = lambda name=name, breaker=client.breaker: self.events.emit(
+                    "erp.gateway.breaker.opened", subject=name,
+                    data={"backend": name, "consecutive_failures": breaker.consecutive_failures,
+                          "cooldown_seconds": breaker.cooldown})
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""
+        if self.events is not None:
+            self.events.start()
         await self.health.start()
         self.jwks.start()
         self.revocations.start()
 
     async def close(self) -> None:
+        if self.events is not None:  # requests have drained: deliver or spool what is left
+            await asyncio.to_thread(self.events.close, self.config.kafka.flush_timeout)
         await self.revocations.close()
         await self.jwks.close()
         await self.health.stop()

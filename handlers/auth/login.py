@@ -1,6 +1,7 @@
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint
 from runtime.auth.session import token_answer
+from runtime.errors import Unauthenticated
 from runtime.schema import EMAIL, Body, Field
 
 LOGIN = Body(
@@ -17,9 +18,18 @@ LOGIN = Body(
 async def login(req, ctx):
     """Sign in with email and password; returns an access and a refresh token."""
     body = ctx.body
-    tokens = await ctx.backends.auth.Authenticate(
-        auth_pb2.AuthenticateRequest(
-            email=body["email"].lower(), password=body["password"], remember_me=body["remember_me"]
+    email = body["email"].lower()
+    try:
+        tokens = await ctx.backends.auth.Authenticate(
+            auth_pb2.AuthenticateRequest(email=email, password=body["password"], remember_me=body["remember_me"])
         )
-    )
-    return Reply(token_answer(tokens), message="Login successful")
+    except Unauthenticated as error:
+        ctx.events.emit("erp.auth.login.failed", subject=email,
+                        data={"email": email, "reason": error.message, "client_ip": ctx.client_ip})
+        raise
+    answer = token_answer(tokens)
+    user = answer["user"]
+    ctx.events.emit("erp.auth.login.succeeded", subject=user["id"],
+                    data={"user_id": user["id"], "email": user["email"], "organization_id": user["organization_id"],
+                          "remember_me": body["remember_me"], "client_ip": ctx.client_ip})
+    return Reply(answer, message="Login successful")

@@ -23,4 +23,7 @@ async def logout(req, ctx):
             refresh_token=ctx.body.get("refresh_token", ""), session_id=principal.session_id
         )
     )
+    ctx.events.emit("erp.auth.logout", subject=principal.user_id,
+                    data={"user_id": principal.user_id, "session_id": principal.session_id,
+                          "refresh_token_revoked": bool(ctx.body.get("refresh_token") or principal.session_id)})
     return Reply({"revoked": True}, message="Logged out")

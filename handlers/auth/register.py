@@ -32,4 +32,11 @@ async def register(req, ctx):
             domain=body["domain"].lower(),
         )
     )
-    return Reply(token_answer(tokens), message="Registration successful")
+    answer = token_answer(tokens)
+    user = answer["user"]
+    ctx.events.emit("erp.user.registered", subject=user["id"],
+                    data={"user_id": user["id"], "email": user["email"], "first_name": user["first_name"],
+                          "last_name": user["last_name"], "organization_id": user["organization_id"],
+                          "organization_name": body["organization_name"].strip(), "domain": body["domain"].lower(),
+                          "roles": user.get("roles", [])})
+    return Reply(answer, message="Registration successful")
