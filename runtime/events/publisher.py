@@ -84,6 +84,9 @@ class EventPublisher:
             "enable.idempotence": True,  # implies acks=all, in-order retries without duplicates
             "acks": "all",
             "message.timeout.ms": 0,  # never give up on a record librdkafka holds (module docstring)
+            # ...but a refusal that persists (NOT_ENOUGH_REPLICAS, say) must come back to us, for
+            # our retries and the dead-letter topic, rather than hold every later event up.
+            "retries": 10,
             "retry.backoff.ms": max(1, round(kafka.retry_backoff * 1000)),
             "retry.backoff.max.ms": max(1, round(kafka.retry_backoff_max * 1000)),
             "queue.buffering.max.messages": kafka.queue_max_messages,
@@ -385,7 +388,8 @@ class EventPublisher:
 
     def health(self) -> dict[str, Any]:
         """For /ready: the broker is optional, so while it is away the gateway is degraded."""
-        report: dict[str, Any] = {"mode": self.mode, "spool": self.spool.snapshot(), "required": False}
+        report: dict[str, Any] = {"mode": self.mode, "spool": self.spool.snapshot(),
+                                  "counters": dict(vars(self.counters)), "required": False}
         if not self.brokers:
             report["status"] = "up"  # no broker configured: the spool is the destination
             return report
