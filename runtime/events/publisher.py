@@ -97,6 +97,9 @@ class EventPublisher:
             "reconnect.backoff.max.ms": 1000,
             "error_cb": self._on_error,
             "logger": logging.getLogger("gateway.events.librdkafka"),
+            # librdkafka logs every refused reconnect as an error; the publisher logs the outage
+            # once (and /ready shows it), so only librdkafka's critical lines are kept.
+            "log_level": 2,
             **(extra or {}),
         }
         self._producer: Producer | None = None
