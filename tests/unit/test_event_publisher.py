@@ -1,6 +1,6 @@
-"""The publisher's decisions, against librdkafka's in-process mock cluster (a real producer;
-the mock broker cannot be told to refuse a record retriably, so that refusal is handed to the
-delivery report the way librdkafka would hand it)."""
+"""The publisher's decisions, against librdkafka's in-process mock cluster (a real producer).
+The mock broker cannot be told to refuse a record retriably, so the retry test hands the
+refusal to the delivery report as librdkafka would, and records what would be produced."""
 
 from __future__ import annotations
 
@@ -43,20 +43,28 @@ def test_events_go_direct_once_the_broker_answers_and_are_acknowledged(publisher
 
 def test_a_retriable_refusal_is_retried_with_backoff_then_dead_lettered(publisher):
     assert until(lambda: publisher.mode == "direct")
-    publisher.emit("erp.user.registered", subject="u-1", data={})
-    assert until(lambda: publisher.counters.produced == 1)
+    publisher._stop.set()  # drive the delivery reports by hand from here: no thread racing us
+    publisher._thread.join()
+    sent = []  # what the publisher hands the producer, instead of the mock broker accepting it
+    publisher._produce = lambda record: sent.append(record.topic)
     refused = Record(topic_for("erp", "erp.user.registered"), b"u-2", b"{}", [], seq=10_000)
     not_enough = KafkaError(KafkaError.NOT_ENOUGH_REPLICAS, "Broker: Not enough in-sync replicas", retriable=True)
     publisher._direct[refused.seq] = refused
     for attempt in (1, 2):
         publisher._on_delivery(refused, not_enough, None)
-        assert refused.attempts == attempt and refused.topic == "erp.user-events"  # queued for a retry
-        assert until(lambda: publisher.counters.retried == attempt)
+        assert refused.attempts == attempt and refused.topic == "erp.user-events"
+        [(due, _, queued)] = publisher._retries
+        assert queued is refused and due > time.monotonic() - 1  # after a backoff, not at once
+        assert until(lambda: (publisher._retry_due(), not publisher._retries)[1])
+        assert publisher.counters.retried == attempt
     publisher._on_delivery(refused, not_enough, None)  # the third: kafka.retry_max reached
     assert refused.topic == "erp.dead-letter"
     assert dict(refused.headers)["x-delivery-attempts"] == b"3"
     assert dict(refused.headers)["x-original-topic"] == b"erp.user-events"
-    assert until(lambda: publisher.counters.dead_lettered == 1)
+    assert b"in-sync" in dict(refused.headers)["x-dead-letter-reason"]
+    assert sent == ["erp.user-events", "erp.user-events", "erp.dead-letter"]
+    publisher._on_delivery(refused, None, None)  # the dead-letter topic takes it
+    assert publisher.counters.dead_lettered == 1
     assert refused.seq not in publisher._direct  # settled: replay is not held up by it
 
 
