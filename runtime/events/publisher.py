@@ -40,7 +40,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from runtime.events.envelope import (
     DEAD_LETTER, DEAD_LETTER_REASON, DELIVERY_ATTEMPTS, ORIGINAL_TOPIC, Record, cloud_event, make_record, topic_for,
 )
-from runtime.events.spool import Spool
+from runtime.events.spool import Spool, SpoolBusy
 
 log = logging.getLogger("gateway.events")
 
@@ -50,6 +50,7 @@ UNREACHABLE = frozenset({
     KafkaError._ALL_BROKERS_DOWN, KafkaError._FATAL, KafkaError._DESTROY, KafkaError._TIMED_OUT,
 })
 PROBE_INTERVAL = 0.5  # while the broker is away, how often a metadata request tries it
+ADOPT_INTERVAL = 10.0  # how often a worker looks for spool slots no live process holds
 
 
 @dataclass
@@ -202,10 +203,13 @@ class EventPublisher:
         self.spool.close()
 
     def _run(self) -> None:
-        last_sync = time.monotonic()
+        last_sync, last_adopt = time.monotonic(), 0.0
         while not self._stop.is_set():
             producer = self._producer
             if producer is not None:
+                if self._broker_up and time.monotonic() - last_adopt >= ADOPT_INTERVAL:
+                    last_adopt = time.monotonic()
+                    self._adopt_orphans()
                 producer.poll(0.02)
                 if self._fatal:
                     self._renew_producer()
@@ -363,6 +367,31 @@ class EventPublisher:
                 if self.spool.reset_if_empty():
                     self._spooling = False
                     log.info("event spool drained: publishing directly again")
+
+    def _adopt_orphans(self) -> None:
+        """Slots of workers that are gone for good (the gateway came back with fewer workers):
+        their records move to the end of this worker's spool, in their order, and replay from
+        there. Records of one worker keep their order; across workers there was none."""
+        for slot in sorted(self.spool.dir.parent.glob("worker-*")):
+            if slot == self.spool.dir or not slot.is_dir():
+                continue
+            try:
+                orphan = Spool(slot, self.spool.max_bytes).open()
+            except (SpoolBusy, OSError):
+                continue
+            try:
+                if not orphan.pending_records:
+                    continue
+                with self._lock:
+                    self._spooling = True
+                moved = 0
+                while (item := orphan.read_next()) is not None and self.spool.append(item[1]):
+                    orphan.ack(item[0], 1)
+                    moved += 1
+                self.counters.spooled += moved
+                log.warning("adopted %d spooled events from %s (no worker holds it)", moved, slot)
+            finally:
+                orphan.close()
 
     def _read_spool(self) -> tuple[tuple[int, int], Record] | None:
         item = self.spool.read_next()

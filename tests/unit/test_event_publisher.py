@@ -73,3 +73,20 @@ def test_a_malformed_type_is_a_bug_not_an_event(publisher):
         publisher.emit("CustomerCreated", subject="c", data={})
     assert topic_for("erp", "erp.security.lockout.started") == "erp.auth-events"
     assert topic_for("erp", "erp.finance.invoice.updated") == "erp.api-events"
+
+
+def test_a_slot_no_worker_holds_any_more_is_adopted_and_replayed(tmp_path):
+    left = Spool(tmp_path / "worker-3", 1 << 20).open()  # a worker of a bigger gateway, gone
+    for n in range(3):
+        left.append(Record("erp.api-events", b"k", b'{"n": %d}' % n, []).encode())
+    left.close()
+    config = load_config(env={"ERP_KAFKA_SPOOL_DIR": str(tmp_path)})
+    from runtime.events.publisher import worker_spool
+
+    publisher = EventPublisher(config.kafka, spool=worker_spool(config.kafka), extra=MOCK).start()
+    try:
+        assert publisher.spool.dir.name == "worker-0"
+        assert until(lambda: publisher.counters.replayed == 3 and publisher.mode == "direct")
+        assert Spool(tmp_path / "worker-3", 1 << 20).open().pending_records == 0
+    finally:
+        publisher.close(1)
