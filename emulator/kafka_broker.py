@@ -90,18 +90,24 @@ class KafkaBroker:
                 f"-Dlog4j2.configurationFile={self.dir / 'log4j2.yaml'}", f"-Dkafka.logs.dir={self.dir}",
                 "-cp", self.classpath, main, *args]
 
-    def start(self, timeout: float = 60) -> "KafkaBroker":
+    def start(self, timeout: float = 90) -> "KafkaBroker":
         if not self._formatted:
             cluster = _cluster_id()
-            subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(self.config)),
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+            formatted = subprocess.run(
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(self.config)),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+            if formatted.returncode != 0:
+                raise RuntimeError(f"formatting the Kafka data directory failed: {formatted.stdout.decode()[-2000:]}")
             self._formatted = True
         log = open(self.dir / "broker.out", "ab")
         self.process = spawn(self._java("kafka.Kafka", str(self.config)), stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        if not wait_for_port("127.0.0.1", self.port, timeout) or self.process.poll() is not None:
-            self.stop()
-            raise RuntimeError(f"the Kafka broker did not start; see {self.dir / 'broker.out'}")
+        deadline = time.monotonic() + timeout
+        while not wait_for_port("127.0.0.1", self.port, 0.5):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                output = (self.dir / "broker.out").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the Kafka broker did not start:\n{output}")
         return self
 
     def stop(self, timeout: float = 30) -> None:

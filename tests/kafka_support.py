@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from runtime.events.envelope import ALL_TOPICS
 
@@ -37,7 +37,7 @@ def read_all(bootstrap: str, names: list[str]) -> list[Message]:
                  for p in metadata.topics[t].partitions]
         ends = {}
         for tp in parts:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            low, high = _watermarks(consumer, tp)
             if high > low:
                 ends[(tp.topic, tp.partition)] = high
         if not ends:
@@ -61,6 +61,18 @@ def read_all(bootstrap: str, names: list[str]) -> list[Message]:
         return out
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+    """A topic created a moment ago may not have its leader yet (NOT_LEADER_FOR_PARTITION)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=10)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def wait_for(bootstrap: str, names: list[str], until: Callable[[list[Message]], bool],
