@@ -75,6 +75,8 @@ class Spool:
         self._read_buffer_at = (0, 0)
         self.pending_records = 0
         self.dirty = False
+        self._retired: list[int] = []  # write fds of full segments, to fsync and close
+        self._dir_dirty = False
         self.appended = 0
         self.refused = 0
         self._mark = 0  # index into FILL_MARKS of the next mark to log
@@ -173,14 +175,15 @@ class Spool:
             self._mark += 1
 
     def _roll(self) -> None:
+        # No fsync here: append() runs on the request path. The full segment and the
+        # directory entry of the new one are synced by the next sync(), in the background.
         if self._write_fd is not None:
-            os.fsync(self._write_fd)
-            os.close(self._write_fd)
+            self._retired.append(self._write_fd)
         number = self._segments[-1] + 1 if self._segments else self._cursor[0]
         self._write_fd = os.open(self.dir / _segment_name(number), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._segments.append(number)
         self._sizes[number] = os.fstat(self._write_fd).st_size
-        self._fsync_dir()
+        self._dir_dirty = True
 
     def _fsync_dir(self) -> None:
         fd = os.open(self.dir, os.O_RDONLY)
@@ -192,13 +195,18 @@ class Spool:
     def sync(self) -> None:
         """fsync what was appended and persist the acknowledged cursor (batched by the caller)."""
         with self._lock:
-            fd, dirty = self._write_fd, self.dirty
-            self.dirty = False
+            fd, dirty, retired, dir_dirty = self._write_fd, self.dirty, self._retired, self._dir_dirty
+            self.dirty, self._retired, self._dir_dirty = False, [], False
             cursor = self._cursor
+        for old in retired:
+            os.fsync(old)
+            os.close(old)
+        if dir_dirty:
+            self._fsync_dir()
         if dirty and fd is not None:
             try:
                 os.fsync(fd)
-            except OSError:  # closed by a concurrent roll, which fsynced it
+            except OSError:  # closed meanwhile by a reset; nothing left to make durable
                 pass
         if cursor != self._cursor_saved:
             tmp = self.dir / "cursor.tmp"
