@@ -151,6 +151,10 @@ class Spool:
     def append(self, payload: bytes) -> bool:
         frame = FRAME.pack(len(payload), zlib.crc32(payload)) + payload
         with self._lock:
+            if self._lock_fd is None:  # closed (the worker is stopping): the slot is not ours now
+                self.refused += 1
+                log.error("event spool %s is closed: event refused", self.dir)
+                return False
             if self.pending_bytes + len(frame) > self.max_bytes:
                 self.refused += 1
                 if self.refused == 1 or self.refused % 1000 == 0:
