@@ -1,23 +1,24 @@
 """The one Falcon middleware: request id, client IP, access log, security headers, CORS, lifespan.
 
 It wraps every request, matched or not, so unknown routes and wrong methods get the same
-X-Request-ID, headers and log line as handled ones. CORS preflights are answered here,
-before routing and authentication: a browser never sends credentials with them.
+X-Request-ID, headers and log line as handled ones. CORS preflights are answered by each
+path's OPTIONS responder (runtime.methods), which knows the path's methods; like OPTIONS,
+they never reach authentication.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
 import falcon.asgi
-import orjson
 
 from runtime.config import Config, pending_keys
-from runtime.errors import Forbidden
 from runtime.observability.logs import configure_logging
 from runtime.request_id import request_id
+from runtime.reload import ConfigReloader, swap_policies
 from runtime.resources import Resources
 from runtime.security.client_ip import ClientIp
 from runtime.security.cors import Cors
@@ -58,8 +59,16 @@ class GatewayMiddleware:
         _log_pending(self.config)
         self.state.resources = Resources(self.config)
         await self.state.resources.start()
+        self.reloader = None
+        path = os.environ.get("CONFIG_FILE")
+        if path and self.config.server.reload_interval > 0:
+            self.reloader = ConfigReloader(path, self.config.server.reload_interval, self.config,
+                                           swap_policies(self, self.state))
+            self.reloader.start()
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
+        if getattr(self, "reloader", None) is not None:
+            await self.reloader.close()
         if self.state.resources is not None:
             await self.state.resources.close()
             self.state.resources = None
@@ -69,22 +78,6 @@ class GatewayMiddleware:
         req.context.request_id = request_id(req.get_header("X-Request-ID"))
         req.context.user_id = None
         req.context.client_ip = self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
-        origin = req.get_header("Origin")
-        if origin is not None and req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method"):
-            self._preflight(req, resp, origin)
-
-    def _preflight(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, origin: str) -> None:
-        req.context.preflight = True
-        resp.complete = True  # no routing, no authentication, no handler
-        allowed = self.cors.preflight(origin, req.get_header("Access-Control-Request-Headers"))
-        if allowed is None:
-            resp.status = 403
-            resp.content_type = "application/json"
-            resp.data = orjson.dumps(Forbidden("This origin is not allowed").body(req.context.request_id))
-            resp.append_header("Vary", "Origin")
-            return
-        resp.status = 204
-        _add_headers(resp, allowed)
 
     async def process_response(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, req_succeeded: bool

@@ -35,9 +35,11 @@ import falcon.asgi
 import orjson
 
 from runtime.context import Context
-from runtime.endpoint import Route
-from runtime.errors import ApiError, Forbidden, Unauthenticated
+from runtime.endpoint import PATH_PARAMETER, Route
+from runtime.errors import ApiError, Forbidden, Unauthenticated, ValidationFailed
 from runtime.auth.tokens import bearer_token
+from runtime.idempotency import HEADER, applies as idempotency_applies
+from runtime.rbac import grants_allow
 from runtime.reply import Reply
 from runtime.security.route_limits import RouteLimits
 from runtime.request_body import read_json
@@ -61,8 +63,19 @@ def authorize(ctx: Context, permission: str) -> None:
     principal = ctx.principal
     if principal is None:
         raise Unauthenticated()
-    if not ctx.resources.policy.allows(principal.roles, permission):
+    if principal.permissions is not None:  # a service account: its own grants, no roles
+        if not grants_allow(principal.permissions, permission):
+            raise Forbidden(f"This service account is not granted {permission}")
+    elif not ctx.resources.policy.allows(principal.roles, permission):
         raise Forbidden(f"Your role does not grant {permission}")
+
+
+def check_path(params: dict[str, str]) -> None:
+    """Path parameters within PATH_PARAMETER's limits; the problem names the parameter, never echoes it."""
+    for name, value in params.items():
+        problem = PATH_PARAMETER.check(value)
+        if problem:
+            raise ValidationFailed(errors={name: [problem]})
 
 
 _ENTITY_TAG = re.compile(r'(?:W/)?("[^"]*")')
@@ -136,7 +149,7 @@ async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx
     return result
 
 
-def _read_ahead(req: falcon.asgi.Request, ctx: Context) -> bool:
+def _read_ahead(req: falcon.asgi.Request, ctx: Context, params: dict[str, str]) -> bool:
     """Authorization and query validation ahead of their turn (they are pure): True when both
     pass, so that only the rate limit stands between the request and the cache."""
     route = ctx.route
@@ -145,6 +158,8 @@ def _read_ahead(req: falcon.asgi.Request, ctx: Context) -> bool:
             authorize(ctx, route.permission)
         if route.query is not None:
             ctx.query = route.query.validate_query(req.params)
+        if params:
+            check_path(params)
     except ApiError:
         return False
     return True
@@ -154,9 +169,12 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
     """The Falcon responder for one route; `state.resources` is filled by the lifespan."""
     max_body = route.max_body_bytes
     limits = RouteLimits.for_route(route, state.config)  # a bad declaration stops start-up here
+    if limits is not None:
+        state.route_limits.append(limits)  # for hot reload (runtime.reload)
     # A cached read with nothing to read after the limit: its rate limit may share the cache
     # read's round trip (the module docstring).
     speculate = limits is not None and not limits.needs_body and route.cache is not None and route.body is None
+    idempotent = idempotency_applies(route)
 
     async def respond(req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: str) -> None:
         resources = state.resources
@@ -164,7 +182,7 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
         ctx.traceparent = req.get_header("traceparent")
         if route.auth != "none":
             await authenticate(req, ctx)
-        if speculate and ctx.principal is not None and resources.cache is not None and _read_ahead(req, ctx):
+        if speculate and ctx.principal is not None and resources.cache is not None and _read_ahead(req, ctx, params):
             result = await call_handler(req, resp, ctx, params, gate=limits.enforce(resp, ctx))
         else:
             if limits is not None and not limits.needs_body:
@@ -178,6 +196,14 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
                     await limits.enforce(resp, ctx)
             if route.query is not None:
                 ctx.query = route.query.validate_query(req.params)
+            if params:
+                check_path(params)
+            if idempotent and resources.idempotency is not None and req.get_header(HEADER) is not None:
+                async def handle() -> None:
+                    write_success(resp, route, await call_handler(req, resp, ctx, params))
+
+                await resources.idempotency.run(req, resp, ctx, ctx.body, handle)
+                return
             result = await call_handler(req, resp, ctx, params)
         write_success(resp, route, result, if_none_match=req.get_header("If-None-Match"))
 

@@ -21,6 +21,7 @@ from runtime.domains import declared
 from runtime.events import open_publisher
 from runtime.rbac import Policy
 from runtime.security.ratelimit import RateLimiter
+from runtime.idempotency import IdempotencyStore
 from runtime.valkey_mux import ValkeyMux
 
 
@@ -72,6 +73,9 @@ class Resources:
         self.policy = Policy(config.rbac.roles)
         self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
         self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
+        self.idempotency = (IdempotencyStore(self.valkey_mux, r.key_prefix, config.idempotency,
+                                             config.server.request_timeout)
+                            if config.idempotency.enabled else None)
         # Business events (runtime.events): None when kafka.enabled is false.
         self.events = open_publisher(config)
         if self.events is not None:

@@ -112,7 +112,8 @@ class EventPublisher:
         self._broker_up = False
         self._broker_error = "not connected yet"
         self._last_probe = 0.0
-        self._probe_ms: float | None = None
+        self._probe_ms: float | None = None  # the latest metadata probe's round trip
+        self._last_seen = 0.0  # when the broker last answered (a probe or a delivery report)
         self._fatal = False
         self._retries: list[tuple[float, int, Record]] = []  # (due, seq, record) heap
         self._replay: deque[list] = deque()  # [slot, position, settled, record] in spool order
@@ -228,6 +229,7 @@ class EventPublisher:
     def _on_delivery(self, record: Record, err: KafkaError | None, msg: Any) -> None:
         if err is None:
             self._broker_up = True
+            self._last_seen = time.monotonic()
             self.counters.produced += 1
             if record.topic.endswith("." + DEAD_LETTER) and record.header(ORIGINAL_TOPIC):
                 self.counters.dead_lettered += 1
@@ -334,6 +336,7 @@ class EventPublisher:
                 self._broker_error = str(exc.args[0].str() if exc.args else exc)
                 return
             self._probe_ms = round((time.monotonic() - now) * 1000, 1)
+            self._last_seen = time.monotonic()
             if not self._broker_up:
                 log.info("event broker reachable again: replaying the spool")
             self._broker_up = True
@@ -420,15 +423,16 @@ class EventPublisher:
 
     def health(self) -> dict[str, Any]:
         """For /ready: the broker is optional, so while it is away the gateway is degraded."""
-        report: dict[str, Any] = {"mode": self.mode, "spool": self.spool.snapshot(),
-                                  "counters": dict(vars(self.counters)), "required": False}
+        report: dict[str, Any] = {
+            "status": "up", "latency_ms": self._probe_ms or 0.0,
+            "checked_ms_ago": round((time.monotonic() - self._last_seen) * 1000) if self._last_seen else 0,
+            "required": False, "mode": self.mode, "spool": self.spool.snapshot(),
+            "counters": dict(vars(self.counters)),
+        }
         if not self.brokers:
-            report["status"] = "up"  # no broker configured: the spool is the destination
-            return report
+            return report  # no broker configured: the spool is the destination
         report["status"] = "up" if self._broker_up else "down"
         report["brokers"] = self.brokers
-        if self._probe_ms is not None:
-            report["latency_ms"] = self._probe_ms
         if not self._broker_up:
             report["error"] = self._broker_error
         producer = self._producer
