@@ -159,7 +159,7 @@ def _print_events(env: dict[str, str]) -> None:
 
 def granian_command(host: str, port: int, workers: int) -> list[str]:
     return [
-        sys.executable, "-m", "granian",
+        sys.executable, "-m", "runtime.serve",  # Granian, with one listener shared by the workers
         "--interface", "asgi", "--factory", "runtime.app:create_app",
         "--host", host, "--port", str(port), "--workers", str(workers),
         "--loop", "uvloop", "--no-ws", "--log-level", "warning",
