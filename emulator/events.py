@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import orjson
 
 from runtime.config import Config
 from runtime.events.envelope import ALL_TOPICS, Record
-from runtime.events.spool import FRAME, Spool, SpoolBusy, frames
+from runtime.events.spool import Spool, SpoolBusy, frames
 
 Print = Callable[[str], None]
 
@@ -121,12 +121,4 @@ def replay(config: Config, root: Path, echo: Print, timeout: float) -> int:
     return sent
 
 
-def records(root: Path) -> Iterator[Record]:
-    """Every record in the slots under root (tests)."""
-    for slot in _slots(root):
-        for segment in sorted(slot.glob("*.seg")):
-            for _, payload in frames(segment.read_bytes()):
-                yield Record.decode(payload)
-
-
-__all__ = ["brokers_configured", "tail_spool", "tail_kafka", "replay", "records", "FRAME"]
+__all__ = ["brokers_configured", "tail_spool", "tail_kafka", "replay"]
