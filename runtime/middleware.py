@@ -17,11 +17,13 @@ import falcon.asgi
 
 from runtime.config import Config, pending_keys
 from runtime.observability.logs import configure_logging
+from runtime.realtime import shutdown
 from runtime.request_id import request_id
 from runtime.reload import ConfigReloader, swap_policies
 from runtime.resources import Resources
 from runtime.security.client_ip import ClientIp
 from runtime.security.cors import Cors
+from runtime.security.request_size import check_request_size
 from runtime.security.headers import security_headers
 
 access_log = logging.getLogger("gateway.access")
@@ -59,6 +61,9 @@ class GatewayMiddleware:
         _log_pending(self.config)
         self.state.resources = Resources(self.config)
         await self.state.resources.start()
+        if getattr(self.state, "realtime", None) is not None:
+            self.state.realtime.start(self.state.resources)
+            shutdown.install(self.state.realtime.close_all)
         self.reloader = None
         path = os.environ.get("CONFIG_FILE")
         if path and self.config.server.reload_interval > 0:
@@ -67,6 +72,9 @@ class GatewayMiddleware:
             self.reloader.start()
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
+        if getattr(self.state, "realtime", None) is not None:
+            # Sockets first, with 1001: clients reconnect to another instance and resume.
+            await self.state.realtime.close_all()
         if getattr(self, "reloader", None) is not None:
             await self.reloader.close()
         if self.state.resources is not None:
@@ -78,6 +86,7 @@ class GatewayMiddleware:
         req.context.request_id = request_id(req.get_header("X-Request-ID"))
         req.context.user_id = None
         req.context.client_ip = self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
+        check_request_size(req.scope)  # 414 / 431 in the envelope, before any other work
 
     async def process_response(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, req_succeeded: bool

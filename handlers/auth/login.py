@@ -19,12 +19,16 @@ LOGIN = Body(
 async def login(req, ctx):
     """Sign in with email and password; returns an access and a refresh token."""
     body = ctx.body
-    email = body["email"].lower()
+    email, lockout = body["email"].lower(), ctx.resources.lockout
+    if lockout is not None:
+        await lockout.check(email)  # the account's failure budget, across every address
     try:
         tokens = await ctx.backends.auth.Authenticate(
             auth_pb2.AuthenticateRequest(email=email, password=body["password"], remember_me=body["remember_me"])
         )
     except Unauthenticated as error:
+        if lockout is not None:
+            await lockout.failed(email, ctx.client_ip)
         ctx.events.emit("erp.auth.login.failed", subject=email,
                         data={"email": email, "reason": error.message, "client_ip": ctx.client_ip})
         raise

@@ -1,5 +1,9 @@
+import contextlib
+
+from valkey.exceptions import ValkeyError
+
 from proto.erp.auth.v1 import auth_pb2
-from runtime import Reply, endpoint
+from runtime import Reply, endpoint, realtime
 from runtime.auth.session import TOKEN_ANSWER, token_answer
 from runtime.schema import EMAIL, NEW_PASSWORD, Body, Field, same_as, text
 
@@ -33,11 +37,19 @@ async def register(req, ctx):
         )
     )
     answer = token_answer(tokens)
-    user = answer["user"]
-    ctx.events.emit("erp.user.registered", subject=user["id"],
-                    data={"user_id": user["id"], "email": user["email"], "first_name": user["first_name"],
-                          "last_name": user["last_name"], "organization_id": user["organization_id"],
+    member = answer["user"]
+    ctx.events.emit("erp.user.registered", subject=member["id"],
+                    data={"user_id": member["id"], "email": member["email"], "first_name": member["first_name"],
+                          "last_name": member["last_name"], "organization_id": member["organization_id"],
                           "organization_name": body["organization_name"].strip(), "domain": body["domain"].lower(),
-                          "roles": user.get("roles", [])})
+                          "roles": member.get("roles", [])})
+    user = tokens.user
+    # Announce the new member on their organization's channel (best effort: a realtime
+    # outage must not fail a registration that has already happened).
+    with contextlib.suppress(ValkeyError, OSError):
+        await realtime.publish(f"org:{user.organization_id}", {
+            "event": "user.registered",
+            "user": {"id": user.id, "email": user.email, "first_name": user.first_name, "last_name": user.last_name},
+        }, sender=user.id)
     # Every 201 names what it created: the new user, as the caller sees them.
     return Reply(answer, message="Registration successful", headers={"Location": "/api/v1/auth/me"})
