@@ -7,6 +7,7 @@
     gw token                 a development access token from the running auth emulator
     gw rotate-key            rotate the running auth emulator's signing key
     gw config                the effective configuration and where each value came from
+    gw events tail|replay    follow business events; send a spool to a broker
     gw proto                 regenerate proto/ modules
 """
 
@@ -119,7 +120,8 @@ def serve(host: str, port: int | None, workers: int | None, fixed_ports: bool, f
 
     async def run() -> int:
         stack = await LocalStack(config, free_ports=not fixed_ports, faults=faults).start()
-        env = {**os.environ, **stack.environment(), "ERP_SERVER_PORT": str(port), "ERP_SERVER_WORKERS": str(workers)}
+        env = {**os.environ, **stack.environment(), "ERP_SERVER_PORT": str(port), "ERP_SERVER_WORKERS": str(workers),
+               **serve_events_env(config)}
         if config_file:
             env["CONFIG_FILE"] = config_file
         gateway = spawn(granian_command(host, port, workers), env=env)
@@ -141,6 +143,7 @@ def serve(host: str, port: int | None, workers: int | None, fixed_ports: bool, f
             click.echo(f"gateway     {base}  ({workers} worker{'s' * (workers > 1)}, Granian)")
             click.echo(f"  health    {base}/health    ready: {base}/ready")
             _print_stack(stack)
+            _print_events(env)
             _print_faults(faults)
             _print_demo_users()
             click.echo("Ctrl-C stops everything.", err=True)
@@ -152,6 +155,28 @@ def serve(host: str, port: int | None, workers: int | None, fixed_ports: bool, f
             await stack.stop()
 
     sys.exit(asyncio.run(run()))
+
+
+def serve_events_env(config: Config) -> dict[str, str]:
+    """Events on under `gw serve`: to the configured brokers (ERP_KAFKA_BROKERS, or the config
+    file), else only to the spool; the spool directory made absolute for `gw events tail`."""
+    from emulator.events import brokers_configured
+
+    env = {"ERP_KAFKA_SPOOL_DIR": os.path.abspath(config.kafka.spool_dir)}
+    if "ERP_KAFKA_ENABLED" not in os.environ:
+        env["ERP_KAFKA_ENABLED"] = "true"
+    if not brokers_configured(config):
+        env["ERP_KAFKA_BROKERS"] = ""
+    return env
+
+
+def _print_events(env: dict[str, str]) -> None:
+    if env.get("ERP_KAFKA_ENABLED", "").lower() not in ("true", "1", "yes"):
+        click.echo("  events    off (ERP_KAFKA_ENABLED)")
+    elif env.get("ERP_KAFKA_BROKERS"):
+        click.echo(f"  events    kafka {env['ERP_KAFKA_BROKERS']}  (spool {env['ERP_KAFKA_SPOOL_DIR']})  gw events tail")
+    else:
+        click.echo(f"  events    spool {env['ERP_KAFKA_SPOOL_DIR']} (no broker: set ERP_KAFKA_BROKERS)  gw events tail")
 
 
 def granian_command(host: str, port: int, workers: int) -> list[str]:
@@ -354,6 +379,46 @@ def show_config(config_path: str | None) -> None:
         # Map entries (grpc.services.auth) are described under their map's key.
         why = pending.get(key) or pending.get(key.rpartition(".")[0], "")
         click.echo(f"{key.ljust(width)}  {value}  ({source})" + (f"  [{why}]" if why else ""))
+
+
+@main.group()
+def events() -> None:
+    """Business events: follow them, or send a spool to a broker."""
+
+
+@events.command()
+@click.option("--from-beginning", is_flag=True, help="Start with the events already there, not only new ones.")
+@click.option("--count", "-n", type=click.IntRange(1), default=None, help="Stop after this many events.")
+@click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
+@config_option
+def tail(from_beginning: bool, count: int | None, timeout: float | None, config_path: str | None) -> None:
+    """Print events as they happen, one JSON line each ({topic, key, event}): from Kafka when
+    brokers are configured (ERP_KAFKA_BROKERS), else from the spool `gw serve` writes."""
+    from emulator.events import brokers_configured, tail_kafka, tail_spool
+
+    config = _load(config_path)
+    started = lambda text: click.echo(text, err=True)  # noqa: E731
+    if brokers_configured(config):
+        tail_kafka(config, click.echo, from_beginning=from_beginning, count=count, timeout=timeout, started=started)
+    else:
+        tail_spool(Path(config.kafka.spool_dir), click.echo, from_beginning=from_beginning, count=count,
+                   timeout=timeout, started=started)
+
+
+@events.command()
+@click.option("--spool-dir", type=click.Path(file_okay=False), default=None, help="Default: kafka.spool_dir.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Give up on a slot after this long.")
+@config_option
+def replay(spool_dir: str | None, timeout: float, config_path: str | None) -> None:
+    """Send the events of a spool to the brokers of ERP_KAFKA_BROKERS, in order, and empty it."""
+    from emulator.events import brokers_configured, replay as replay_spool
+
+    config = _load(config_path)
+    if not brokers_configured(config):
+        click.echo("no broker configured: set ERP_KAFKA_BROKERS (host:port, comma separated)", err=True)
+        sys.exit(2)
+    sent = replay_spool(config, Path(spool_dir or config.kafka.spool_dir), click.echo, timeout)
+    click.echo(f"{sent} events sent")
 
 
 @main.command()

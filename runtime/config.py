@@ -423,12 +423,23 @@ REDIS = Section("redis", {
 }, "Shared state: revocation, rate limits, sessions.")
 
 KAFKA = Section("kafka", {
-    "brokers": F(List(HOST_PORT, min_items=1), ["localhost:9092"], "Bootstrap brokers."),
-    "topic_prefix": F(Str(), "erp", "Prefix of event topic names."),
-    "retry_max": F(Int(min=0), 3, "Publish retries."),
-    "batch_size": F(Int(min=1), 100, "Events per batch."),
-    "enabled": F(Bool(), False, "Publish events at all."),
-}, "Event publishing.", pending="not acted on yet: event publishing is not built")
+    "enabled": F(Bool(), False, "Publish business events (to the brokers, or to the spool while they are away)."),
+    "brokers": F(List(HOST_PORT), ["localhost:9092"], "Bootstrap brokers; empty: no broker, events only go to the spool."),
+    "topic_prefix": F(Str(lambda v: bool(re.fullmatch(r"[A-Za-z0-9._-]+", v)), "a topic name prefix (letters, digits, . _ -)"),
+                      "erp", "Prefix of event topic names: <prefix>.user-events, ..., <prefix>.dead-letter."),
+    "retry_max": F(Int(min=1), 3, "Attempts at an event the broker refuses (retriably) before it is dead-lettered."),
+    "batch_size": F(Int(min=1), 100, "Most events per produce request."),
+    "client_id": F(Str(), "erp-api-gateway", "Kafka client id."),
+    "source": F(Str(), "/erp/api-gateway", "CloudEvents `source` of every event."),
+    "queue_max_messages": F(Int(min=1), 100_000, "Events the producer queues in memory; past it they are spooled."),
+    "linger": F(Duration(), "5ms", "How long the producer waits to fill a batch."),
+    "retry_backoff": F(Duration(min=0.001), "100ms", "First wait before a produce is retried (doubling)."),
+    "retry_backoff_max": F(Duration(min=0.001), "2s", "Longest wait between retries."),
+    "flush_timeout": F(Duration(), "5s", "On stop, how long a worker waits for the broker before spooling the rest."),
+    "spool_dir": F(Str(), ".gw/events-spool", "Durable spool for events the broker cannot take now (one slot per worker)."),
+    "spool_max_bytes": F(Int(min=4096), 256 * 1024 * 1024, "Spool size limit; past it events are dropped and counted."),
+    "spool_fsync_interval": F(Duration(min=0.001), "50ms", "Spool appends are fsynced in batches this often."),
+}, "Event publishing.")
 
 GRPC_TLS = Section("grpc_tls", {
     "ca_file": F(Str(), "", "PEM CA bundle the service's certificate must chain to (empty: the system's roots)."),

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from runtime.backends.client import BoundBackends
+from runtime.events import BoundEvents
 
 if TYPE_CHECKING:
     from runtime.auth.principal import Principal
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
 
 
 class Context:
-    __slots__ = ("resources", "route", "request_id", "client_ip", "deadline", "principal", "body", "query", "_backends")
+    __slots__ = ("resources", "route", "request_id", "client_ip", "deadline", "principal", "body", "query", "traceparent", "_backends",
+                 "_events")
 
     def __init__(self, resources: "Resources", route: "Route", request_id: str, client_ip: str) -> None:
         self.resources = resources
@@ -27,6 +29,8 @@ class Context:
         self.body: dict[str, Any] | None = None
         self.query: dict[str, Any] | None = None  # validated query parameters (route `query=`)
         self._backends: BoundBackends | None = None
+        self.traceparent: str | None = None  # the caller's W3C trace context, for events
+        self._events: BoundEvents | None = None
 
     def detached(self) -> "Context":
         """A copy with a budget of its own, for work other requests share (a single-flight cache
@@ -44,6 +48,13 @@ class Context:
         if self._backends is None:
             self._backends = BoundBackends(self.resources.backends, self)
         return self._backends
+
+    @property
+    def events(self) -> BoundEvents:
+        """`ctx.events.emit(type, subject=..., data=...)`: see runtime.events."""
+        if self._events is None:
+            self._events = BoundEvents(self.resources.events, self)
+        return self._events
 
     async def publish(self, channel: str, data: Any):
         """Publish a realtime message as the caller (runtime.realtime): `sender` is the

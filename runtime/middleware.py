@@ -102,6 +102,14 @@ class GatewayMiddleware:
         origin = req.get_header("Origin")
         if origin is not None and not getattr(req.context, "preflight", False):
             _add_headers(resp, self.cors.actual(origin))
+        status = resp.status_code
+        events = self.state.resources.events if self.state.resources is not None else None
+        if status >= 500 and status != 503 and events is not None:
+            # Our failures (500, 502, 504), for whoever watches errors; 503 is overload or a
+            # dependency down, reported by breaker events and /ready rather than per request.
+            events.emit(
+                "erp.error.request.failed", subject=req.context.request_id, request_id=req.context.request_id,
+                data={"method": req.method, "path": req.path, "status": status, "user_id": req.context.user_id})
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "request",

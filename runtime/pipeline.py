@@ -201,6 +201,7 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
         resources = state.resources
         ctx = Context(resources, route, req.context.request_id, req.context.client_ip)
         req.context.rate_counted = limits is not None
+        ctx.traceparent = req.get_header("traceparent")
         if route.auth != "none":
             try:
                 await authenticate(req, ctx)

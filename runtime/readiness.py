@@ -37,8 +37,16 @@ DEPENDENCY = Record("Dependency", {
                                     "description": "valkey: checks this worker answered by that policy, in all"},
     "realtime": {"type": "string", "enum": ["subscribed", "resubscribing"],
                  "description": "valkey: whether this worker's realtime fan-out subscription is live"},
+    "mode": {"type": "string", "enum": ["direct", "spooling", "spool-only"],
+             "description": "kafka: events go to the broker, to the spool while it is away, or only to the spool"},
+    "brokers": {"type": "string", "description": "kafka: the bootstrap brokers"},
+    "queued": {"type": "integer", "minimum": 0, "description": "kafka: events in the producer's queue"},
+    "spool": {"type": "object", "description": "kafka: the spool (pending events, bytes, max_bytes, fill, refused)",
+              "additionalProperties": {"type": "number"}},
+    "counters": {"type": "object", "description": "kafka: emitted, produced, spooled, replayed, retried, "
+                 "dead_lettered, dropped, queue_full", "additionalProperties": {"type": "integer", "minimum": 0}},
 }, optional=("error", "breaker", "in_flight", "tls", "rate_limits", "revocations", "revocation_checks_unchecked",
-             "realtime"),
+             "realtime", "mode", "brokers", "queued", "spool", "counters"),
    doc="One dependency's health")
 READINESS = Record("Readiness", {
     "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
@@ -87,6 +95,9 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         valkey["revocation_checks_unchecked"] = revocations.unchecked
         # Whether this worker's realtime fan-out subscription is live (messages reach its sockets).
         valkey["realtime"] = "subscribed" if resources.realtime.subscribed else "resubscribing"
+    if resources.events is not None:
+        # Optional: while the broker is away events go to the spool, so the gateway is degraded.
+        dependencies["kafka"] = resources.events.health()
     down = {n for n, r in dependencies.items() if r["status"] == "down"}
     status = "unavailable" if down & resources.required else "degraded" if down else "ready"
     return {"status": status, "dependencies": dependencies}

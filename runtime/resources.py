@@ -6,6 +6,8 @@ channel nor a Valkey connection pool may cross a fork.
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
 import ipaddress
 import logging
 
@@ -19,6 +21,7 @@ from runtime.backends.health import HealthMonitor, grpc_health_check
 from runtime.cache import Cache
 from runtime.config import Config
 from runtime.domains import declared
+from runtime.events import open_publisher
 from runtime.rbac import Policy
 from runtime.security.account_lockout import AccountLockout
 from runtime.realtime.hub import Hub
@@ -98,17 +101,32 @@ class Resources:
         self.idempotency = (IdempotencyStore(self.valkey_mux, r.key_prefix, config.idempotency,
                                              config.server.request_timeout)
                             if config.idempotency.enabled else None)
+        # Business events (runtime.events): None when kafka.enabled is false.
+        self.events = open_publisher(config)
+        events = self.events
+        if events is not None:
+            for name, client in self.backends.clients.items():
+                def opened(name: str = name, breaker: Any = client.breaker) -> None:
+                    events.emit("erp.gateway.breaker.opened", subject=name,
+                                data={"backend": name, "consecutive_failures": breaker.consecutive_failures,
+                                      "cooldown_seconds": breaker.cooldown})
+
+                client.breaker.on_open = opened
         # Realtime fan-out: one Valkey subscription for the worker, whatever its sockets.
         self.realtime = Hub(self.valkey, r.key_prefix, config.realtime, self.policy, commands=self.valkey_mux)
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""
+        if self.events is not None:
+            self.events.start()
         await self.health.start()
         self.jwks.start()
         self.revocations.start()
         self.realtime.start()
 
     async def close(self) -> None:
+        if self.events is not None:  # requests have drained: deliver or spool what is left
+            await asyncio.to_thread(self.events.close, self.config.kafka.flush_timeout)
         await self.realtime.close()
         await self.revocations.close()
         await self.jwks.close()

@@ -12,11 +12,14 @@ declaration plus one call:
         return await CUSTOMERS.get(ctx, id)
 
 Bodies use the proto field names, money as `{"amount": "120.50", "currency": "EUR"}`.
+Every write emits a business event keyed by the record's id (runtime.events):
+`erp.<service>.<entity>.created|updated|deleted`, e.g. erp.crm.customer.created.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
@@ -97,6 +100,14 @@ class Collection:
         return Page(self.message)
 
     @cached_property
+    def event_type(self) -> str:
+        """erp.<service>.<entity>: erp.crm.customer, erp.finance.invoice, ..."""
+        return f"erp.{self.service}.{re.sub(r'(?<!^)(?=[A-Z])', '-', self.name).lower()}"
+
+    def _emit(self, ctx: Context, what: str, id: str, data: Any) -> None:
+        ctx.events.emit(f"{self.event_type}.{what}", subject=id, data=data)
+
+    @cached_property
     def _pb2(self) -> Any:  # the generated module holding the request messages
         return importlib.import_module(self.message.__module__)
 
@@ -142,7 +153,9 @@ class Collection:
         created = await self._call(
             ctx, f"Create{self.name}", self._request(f"Create{self.name}", **{one: self._record(ctx, ctx.body or {})})
         )
-        return Reply(to_dict(created), message=f"{self.name} created",
+        record = to_dict(created)
+        self._emit(ctx, "created", created.id, record)
+        return Reply(record, message=f"{self.name} created",
                      headers={"Location": f"{ctx.route.path}/{created.id}"})
 
     async def update(self, ctx: Context, id: str) -> Reply:
@@ -153,9 +166,12 @@ class Collection:
             update_mask=FieldMask(paths=sorted(ctx.body or {})),  # exactly the fields sent, even "" or 0
         )
         updated = await self._call(ctx, f"Update{self.name}", request)
-        return Reply(to_dict(updated), message=f"{self.name} updated")
+        record = to_dict(updated)
+        self._emit(ctx, "updated", id, {**record, "changed": sorted(ctx.body or {})})
+        return Reply(record, message=f"{self.name} updated")
 
     async def delete(self, ctx: Context, id: str) -> Reply:
         # 200 with the envelope (data null), not 204: every answer of this API is an envelope.
         await self._call(ctx, f"Delete{self.name}", self._request(f"Delete{self.name}", id=id))
+        self._emit(ctx, "deleted", id, {"id": id})
         return Reply(None, message=f"{self.name} deleted")

@@ -26,8 +26,15 @@ async def login(req, ctx):
         tokens = await ctx.backends.auth.Authenticate(
             auth_pb2.AuthenticateRequest(email=email, password=body["password"], remember_me=body["remember_me"])
         )
-    except Unauthenticated:
+    except Unauthenticated as error:
         if lockout is not None:
             await lockout.failed(email, ctx.client_ip)
+        ctx.events.emit("erp.auth.login.failed", subject=email,
+                        data={"email": email, "reason": error.message, "client_ip": ctx.client_ip})
         raise
-    return Reply(token_answer(tokens), message="Login successful")
+    answer = token_answer(tokens)
+    user = answer["user"]
+    ctx.events.emit("erp.auth.login.succeeded", subject=user["id"],
+                    data={"user_id": user["id"], "email": user["email"], "organization_id": user["organization_id"],
+                          "remember_me": body["remember_me"], "client_ip": ctx.client_ip})
+    return Reply(answer, message="Login successful")

@@ -40,6 +40,9 @@ async def logout(req, ctx):
     if not answer.revoked:  # no live session behind a verified token: already ended, or unknown
         log.warning("logout found no live session to revoke",
                     extra={"request_id": ctx.request_id, "user_id": principal.user_id})
+    ctx.events.emit("erp.auth.logout", subject=principal.user_id,
+                    data={"user_id": principal.user_id, "session_id": principal.session_id,
+                          "refresh_token_revoked": bool(answer.revoked)})
     if refused:
         raise ValidationFailed("This session was ended; the refresh token sent is not one of its own",
                                errors={"refresh_token": [NOT_THIS_SESSION]})

@@ -18,6 +18,12 @@ async def refresh(req, ctx):
             auth_pb2.RefreshTokenRequest(refresh_token=ctx.body["refresh_token"])
         )
     except Unauthenticated as error:
-        await revoke_replayed_session(ctx, error)
+        session_id = await revoke_replayed_session(ctx, error)
+        if session_id:  # a spent refresh token came back: stolen, or a client bug
+            ctx.events.emit("erp.auth.refresh-token.reused", subject=session_id,
+                            data={"session_id": session_id, "client_ip": ctx.client_ip})
         raise
-    return Reply(token_answer(tokens), message="Token refreshed")
+    answer = token_answer(tokens)
+    ctx.events.emit("erp.auth.token.refreshed", subject=answer["user"]["id"],
+                    data={"user_id": answer["user"]["id"], "client_ip": ctx.client_ip})
+    return Reply(answer, message="Token refreshed")

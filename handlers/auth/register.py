@@ -45,6 +45,13 @@ async def register(req, ctx):
         )
     except Conflict:
         raise Conflict("Registration failed: " + TAKEN, errors={"email": [TAKEN], "domain": [TAKEN]}) from None
+    answer = token_answer(tokens)
+    member = answer["user"]
+    ctx.events.emit("erp.user.registered", subject=member["id"],
+                    data={"user_id": member["id"], "email": member["email"], "first_name": member["first_name"],
+                          "last_name": member["last_name"], "organization_id": member["organization_id"],
+                          "organization_name": body["organization_name"].strip(), "domain": body["domain"].lower(),
+                          "roles": member.get("roles", [])})
     user = tokens.user
     # Announce the new member on their organization's channel (best effort: a realtime
     # outage must not fail a registration that has already happened).
@@ -54,4 +61,4 @@ async def register(req, ctx):
             "user": {"id": user.id, "email": user.email, "first_name": user.first_name, "last_name": user.last_name},
         }, sender=user.id)
     # Every 201 names what it created: the new user, as the caller sees them.
-    return Reply(token_answer(tokens), message="Registration successful", headers={"Location": "/api/v1/auth/me"})
+    return Reply(answer, message="Registration successful", headers={"Location": "/api/v1/auth/me"})

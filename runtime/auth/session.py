@@ -32,10 +32,13 @@ def token_answer(tokens: Any) -> dict[str, Any]:
     }
 
 
-async def revoke_replayed_session(ctx: Any, error: ApiError) -> None:
+async def revoke_replayed_session(ctx: Any, error: ApiError) -> str | None:
     """After a refresh-token replay the auth service revoked the family; refuse the family's
-    access tokens on every gateway instance too, not only its refresh tokens."""
+    access tokens on every gateway instance too, not only its refresh tokens. Returns the
+    session id when it was a replay."""
     told = error.backend_trailers.get(REVOKED_SESSION_TRAILER, "").split()
     if len(told) == 2:
         session_id, until = told
         await ctx.resources.revocations.revoke(SESSION_PREFIX + session_id, float(until))
+        return session_id
+    return None

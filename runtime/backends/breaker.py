@@ -48,6 +48,7 @@ class CircuitBreaker:
         self.failures = 0
         self.rejected = 0
         self.opened = 0
+        self.on_open: Callable[[], None] | None = None  # told each time the circuit opens (events)
 
     @property
     def state(self) -> str:
@@ -100,6 +101,8 @@ class CircuitBreaker:
     def _trip(self) -> None:
         self._state, self._opened_at, self._probes = OPEN, self.clock(), 0
         self.opened += 1
+        if self.on_open is not None:
+            self.on_open()
 
     def snapshot(self) -> dict[str, int | float | str]:
         """State and counters, for /ready and metrics."""

@@ -1123,13 +1123,26 @@ export interface components {
              * @enum {string}
              */
             breaker?: "closed" | "open" | "half_open";
+            /** @description kafka: the bootstrap brokers */
+            brokers?: string;
             checked_ms_ago: number;
+            /** @description kafka: emitted, produced, spooled, replayed, retried, dead_lettered, dropped, queue_full */
+            counters?: {
+                [key: string]: number;
+            };
             /** @description Why it is down */
             error?: string;
             /** @description gRPC backends: calls in progress */
             in_flight?: number;
             /** @description Of the latest health check */
             latency_ms: number;
+            /**
+             * @description kafka: events go to the broker, to the spool while it is away, or only to the spool
+             * @enum {string}
+             */
+            mode?: "direct" | "spooling" | "spool-only";
+            /** @description kafka: events in the producer's queue */
+            queued?: number;
             /**
              * @description valkey: where rate limits are counted
              * @enum {string}
@@ -1149,6 +1162,10 @@ export interface components {
              * @enum {string}
              */
             revocations?: "synced" | "per-request" | "unchecked (fail_open)" | "unchecked (fail_closed)";
+            /** @description kafka: the spool (pending events, bytes, max_bytes, fill, refused) */
+            spool?: {
+                [key: string]: number;
+            };
             /** @enum {string} */
             status: "up" | "down";
             /**
