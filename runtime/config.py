@@ -402,7 +402,8 @@ ELASTICSEARCH = Section("elasticsearch", {
 
 LOGGING = Section("logging", {
     "level": F(Enum("debug", "info", "warning", "error"), "info", "Minimum level."),
-    "format": F(Enum("json", "text"), "json", "Line format on stderr."),
+    "format": F(Enum("json", "text"), "json", "Line format: json (Elastic Common Schema names) or text."),
+    "stream": F(Enum("stdout", "stderr"), "stdout", "Where log lines go."),
     "elasticsearch": F(ELASTICSEARCH, doc="Log shipping."),
 }, "Logging.")
 
@@ -469,7 +470,32 @@ CACHE = Section("cache", {
                   "Named cache policies, referenced by routes as cache=\"name\"."),
 }, "Response cache.")
 
-SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS)
+METRICS = Section("metrics", {
+    "enabled": F(Bool(), True, "Serve Prometheus metrics at /metrics (summed over every worker)."),
+}, "Prometheus metrics.")
+
+TRACING = Section("tracing", {
+    "enabled": F(Bool(), False, "Record and export spans with the OpenTelemetry SDK (the `otel` extra); "
+                                "off, spans are no-ops and a caller's traceparent is passed through."),
+    "exporter": F(Enum("otlp", "console"), "otlp", "Where spans go: OTLP over HTTP, or stdout."),
+    "endpoint": F(HTTP_URL_OR_EMPTY, "", "OTLP/HTTP traces URL; empty: the SDK's default (OTEL_EXPORTER_OTLP_*)."),
+    "service_name": F(Str(), "erp-api-gateway", "service.name of every span."),
+    "sample_ratio": F(Float(min=0.0, max=1.0), 1.0, "Share of new traces recorded; a caller's sampled flag is kept."),
+}, "OpenTelemetry tracing.")
+
+PROFILING = Section("profiling", {
+    "enabled": F(Bool(), False, "Serve /debug/* (CPU profile, asyncio tasks, memory) to holders of system.debug:read."),
+    "max_seconds": F(Duration(min=0.1), "30s", "Longest CPU or memory profile one request may ask for."),
+}, "On-demand profiling of the serving worker.")
+
+OBSERVABILITY = Section("observability", {
+    "metrics": F(METRICS, doc="Prometheus metrics."),
+    "tracing": F(TRACING, doc="OpenTelemetry tracing."),
+    "profiling": F(PROFILING, doc="On-demand profiling."),
+}, "Metrics, traces and profiling.")
+
+SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS,
+                                 OBSERVABILITY)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc) for s in SECTIONS}, "Gateway configuration.", cls_name="Config")
 Config = _ROOT.cls

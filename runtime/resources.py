@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import valkey.asyncio as valkey_asyncio
 
-from runtime.auth.jwks import JwksCache
+from runtime.auth.jwks import JwksCache, fetch_jwks
 from runtime.auth.revocation import RevocationList
 from runtime.auth.tokens import TokenVerifier
 from runtime.backends.client import Backends, CallPolicy
 from runtime.backends.health import HealthMonitor, grpc_health_check
 from runtime.cache import Cache
 from runtime.config import Config
+from runtime.observability import metrics
 from runtime.rbac import Policy
 from runtime.security.ratelimit import RateLimiter
 from runtime.valkey_mux import ValkeyMux
@@ -45,12 +46,14 @@ class Resources:
         self.backends = Backends(dict(config.grpc.services), CallPolicy.from_config(config.grpc))
         checks = {name: grpc_health_check(c.channel) for name, c in self.backends.clients.items()}
         self.health = HealthMonitor({**checks, "valkey": self.valkey.ping}, config.grpc.health_interval)
+        self.health.after_round = self._export_health
         j = config.jwt
         self.jwks = JwksCache(
             j.jwks_url,
             algorithms=tuple(j.algorithms),
             cache_duration=j.cache_duration,
             refetch_interval=j.unknown_kid_refetch_interval,
+            fetch=metrics.counted(fetch_jwks, metrics.JWKS_REFRESHES),
         )
         self.verifier = TokenVerifier(
             self.jwks,
@@ -63,7 +66,15 @@ class Resources:
         self.revocations = RevocationList(self.valkey, r.key_prefix, leeway=j.leeway)
         self.policy = Policy(config.rbac.roles)
         self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
+        if self.cache is not None:
+            self.cache.stats = metrics.MirroredCounter(metrics.CACHE_REQUESTS)  # "<policy>:hit|miss|bypass"
         self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
+
+    def _export_health(self, results: dict) -> None:
+        for name, result in results.items():
+            metrics.DEPENDENCY_UP.labels(name).set(1 if result.up else 0)
+        for client in self.backends.clients.values():
+            client.export_breaker()
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""

@@ -18,6 +18,7 @@ import falcon.asgi
 
 from runtime.endpoint import RegistryError, Route
 from runtime.errors import RateLimited
+from runtime.observability import metrics
 from runtime.security.ratelimit import Policy, headers
 
 if TYPE_CHECKING:
@@ -73,5 +74,7 @@ class RouteLimits:
         decision = await ctx.resources.limiter.check(rules)
         answer = headers(decision)
         if not decision.allowed:
+            refused = next((o.policy.name for o in decision.outcomes if not o.allowed), rules[0][0].name)
+            metrics.RATE_LIMITED.labels(refused).inc()
             raise RateLimited(headers=answer)
         resp.set_headers(answer)

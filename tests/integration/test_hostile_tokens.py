@@ -213,7 +213,7 @@ def test_nothing_logged_contains_a_token(loud_gateway, tokens, answers):
     time.sleep(0.2)  # let the access log lines of the last requests reach the file
     logged = log_path.read_bytes().decode("utf-8", "replace")
     assert logged.count(ME) >= len(HOSTILE)  # the log did capture these requests
-    assert '"level":"debug"' in logged or "debug " in logged  # and at debug level
+    assert '"log.level":"debug"' in logged or "debug " in logged  # and at debug level
     for name, token in tokens.items():
         assert token not in logged, name
         signature = token.rsplit(".", 1)[-1]

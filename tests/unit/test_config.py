@@ -229,7 +229,7 @@ def test_section_validate_hook_cors_credentials_with_wildcard():
 @pytest.mark.parametrize("var, hint", [
     ("ERP_SERVER_PROT", "known keys in server: host, port,"),
     ("ERP_SERVERR_PORT", "known sections: server, redis,"),
-    ("ERP_LOGGING_ELASTICSEARCH", "known keys in logging: level, format, elasticsearch"),
+    ("ERP_LOGGING_ELASTICSEARCH", "known keys in logging: level, format, stream, elasticsearch"),
     ("ERP_GRPC_SERVICES", "known keys in grpc"),
     ("ERP_", "known sections"),
 ])

@@ -1,0 +1,13 @@
+import asyncio
+
+from runtime import Reply, endpoint
+from runtime.errors import NotFound
+from runtime.observability import metrics
+
+
+@endpoint("GET", "/metrics", auth=False, rate_limit=False, tags=["system"])
+async def prometheus_metrics(req, ctx):
+    """Prometheus metrics in the text exposition format, summed over every worker of this instance."""
+    if not ctx.config.observability.metrics.enabled:
+        raise NotFound("Metrics are switched off (observability.metrics.enabled)")
+    return Reply(await asyncio.to_thread(metrics.render), media_type=metrics.CONTENT_TYPE)
