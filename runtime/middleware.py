@@ -15,7 +15,7 @@ from typing import Any
 import falcon.asgi
 import orjson
 
-from runtime.config import Config
+from runtime.config import Config, pending_keys
 from runtime.errors import Forbidden
 from runtime.observability import metrics, tracing
 from runtime.observability.logs import configure_logging
@@ -26,6 +26,7 @@ from runtime.security.cors import Cors
 from runtime.security.headers import security_headers
 
 access_log = logging.getLogger("gateway.access")
+log = logging.getLogger("gateway")
 
 
 def _add_headers(resp: falcon.asgi.Response, headers: list[tuple[str, str]]) -> None:
@@ -34,6 +35,16 @@ def _add_headers(resp: falcon.asgi.Response, headers: list[tuple[str, str]]) -> 
             resp.append_header(name, value)
         else:
             resp.set_header(name, value)
+
+
+def _log_pending(config: Config) -> None:
+    """Say which accepted keys do nothing yet: a warning for those set on purpose."""
+    pending = pending_keys(config)
+    chosen = [f"{key} ({source})" for key, _, source in pending if source != "default"]
+    if chosen:
+        log.warning("configuration keys set but not acted on yet: " + ", ".join(chosen))
+    if pending:
+        log.info("configuration keys not acted on yet (see `gw config`): " + ", ".join(k for k, _, _ in pending))
 
 
 class GatewayMiddleware:
@@ -46,8 +57,9 @@ class GatewayMiddleware:
         self.metrics = config.observability.metrics.enabled
 
     async def process_startup(self, scope: dict, event: dict) -> None:
-        log = self.config.logging
-        configure_logging(log.level, log.format, log.stream)
+        settings = self.config.logging
+        configure_logging(settings.level, settings.format, settings.stream)
+        _log_pending(self.config)
         tracing.configure(self.config.observability.tracing)
         if self.metrics:
             metrics.worker_started()

@@ -22,6 +22,7 @@ class Target:
     method: str = "GET"
     body: str | None = None  # JSON request body, sent with Content-Type: application/json
     note: str = ""
+    mirrors: str | None = None  # the gateway target this one re-implements (the report compares them)
 
 
 BASELINE = Target("hello", "hello", "/", note="bare Falcon on the same Granian flags")
@@ -39,4 +40,8 @@ TARGETS: list[Target] = [
            note="JWT check + auth.GetUser, cached per user (user_profile)"),
     Target("customer", "gateway", first_customer, auth=True,
            note="JWT check + RBAC + crm.GetCustomer, a Valkey cache hit after the first"),
+    Target("fastapi-me", "fastapi", "/api/v1/auth/me", auth=True, mirrors="me",
+           note="the same read as FastAPI on uvicorn: PyJWT per request, valkey-py cache"),
+    Target("fastapi-customer", "fastapi", first_customer, auth=True, mirrors="customer",
+           note="the same read as FastAPI on uvicorn"),
 ]

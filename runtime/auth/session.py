@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from proto.erp.auth.v1.contract import REVOKED_SESSION_TRAILER
 from runtime.auth.principal import SESSION_PREFIX
 from runtime.errors import ApiError
 from runtime.protobuf import to_dict
-
-# Trailing metadata with which the auth service says a refresh-token replay killed a
-# session: "<sid> <epoch seconds until which its access tokens could still be valid>".
-REVOKED_SESSION = "x-revoked-session"
-
 
 def token_answer(tokens: Any) -> dict[str, Any]:
     """An auth TokenResponse as the REST contract shapes it (DESIGN.md section 3)."""
@@ -27,7 +23,7 @@ def token_answer(tokens: Any) -> dict[str, Any]:
 async def revoke_replayed_session(ctx: Any, error: ApiError) -> None:
     """After a refresh-token replay the auth service revoked the family; refuse the family's
     access tokens on every gateway instance too, not only its refresh tokens."""
-    told = error.backend_trailers.get(REVOKED_SESSION, "").split()
+    told = error.backend_trailers.get(REVOKED_SESSION_TRAILER, "").split()
     if len(told) == 2:
         session_id, until = told
         await ctx.resources.revocations.revoke(SESSION_PREFIX + session_id, float(until))
