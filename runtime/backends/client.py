@@ -63,7 +63,7 @@ class ServiceClient:
         self.breaker = CircuitBreaker(policy.failure_threshold, policy.cooldown, policy.half_open_probes)
         self.budget = RetryBudget(policy.budget_ratio, policy.budget_floor)
         self.in_flight = 0  # calls in progress, retries and backoffs included
-        self._exported = (0, 0)  # breaker (opened count, state) last written to metrics
+        self._exported: tuple[int, int] | None = None  # breaker (opened count, state) last written to metrics
 
     async def call(self, method: str, request: Any, *, deadline: float, metadata: tuple) -> Any:
         rpc: Callable = getattr(self.stub, method)
@@ -103,8 +103,9 @@ class ServiceClient:
         breaker = self.breaker
         now = (breaker.opened, _BREAKER_STATES[breaker.state])
         if now != self._exported:
-            if now[0] > self._exported[0]:
-                metrics.BREAKER_OPENED.labels(self.name).inc(now[0] - self._exported[0])
+            opened_before = self._exported[0] if self._exported else 0
+            if now[0] > opened_before:
+                metrics.BREAKER_OPENED.labels(self.name).inc(now[0] - opened_before)
             metrics.BREAKER_STATE.labels(self.name).set(now[1])
             self._exported = now
 

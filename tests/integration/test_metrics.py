@@ -85,6 +85,7 @@ def test_known_traffic_through_two_workers_counts_exactly(stack, gateway2):
         assert m.value("gateway_backend_calls_total", service="crm", method="GetCustomer", code="NOT_FOUND") == 2
         assert m.value("gateway_backend_call_duration_seconds_count", service="crm", method="GetCustomer") == 3
         assert m.value("gateway_backend_calls_total", service="crm", method="ListCustomers", code="OK") == 1
+        assert m.has("gateway_backend_breaker_state", service="crm")  # exported while closed, too
         assert m.value("gateway_backend_breaker_state", service="crm") == 0
         assert m.value("gateway_rate_limit_rejections_total", policy="login") == 2
         assert m.value("gateway_jwks_refreshes_total", outcome="success") == 2  # each worker, at start
