@@ -423,17 +423,20 @@ JWT = Section("jwt", {
 }, "Access-token verification.")
 
 ELASTICSEARCH = Section("elasticsearch", {
-    "url": F(HTTP_URL_OR_EMPTY, "", "Log sink; empty disables shipping."),
-    "index": F(Str(), "erp-api-gateway", "Target index."),
+    "url": F(HTTP_URL_OR_EMPTY, "", "Elasticsearch/OpenSearch base URL; empty disables shipping."),
+    "index": F(Str(), "erp-api-gateway", "Index name prefix; records go to <index>-YYYY.MM.DD (UTC)."),
     "batch_size": F(Int(min=1), 100, "Records per bulk request."),
     "flush_interval": F(Duration(min=0.001), "5s", "Longest a record waits before shipping."),
+    "buffer_size": F(Int(min=1), 10000, "Records held while the search engine is slow or gone; past it, "
+                                        "new records are dropped and counted."),
+    "timeout": F(Duration(min=0.001), "5s", "Longest one bulk request may take."),
 }, "Log shipping.")
 
 LOGGING = Section("logging", {
     "level": F(Enum("debug", "info", "warning", "error"), "info", "Minimum level."),
     "format": F(Enum("json", "text"), "json", "Line format: json (Elastic Common Schema names) or text."),
     "stream": F(Enum("stdout", "stderr"), "stdout", "Where log lines go."),
-    "elasticsearch": F(ELASTICSEARCH, doc="Log shipping.", pending="not acted on yet: log shipping is not built"),
+    "elasticsearch": F(ELASTICSEARCH, doc="Log shipping to Elasticsearch or OpenSearch (_bulk, daily index)."),
 }, "Logging.")
 
 CORS = Section("cors", {

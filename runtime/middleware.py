@@ -17,7 +17,7 @@ import orjson
 
 from runtime.config import Config, pending_keys
 from runtime.errors import Forbidden
-from runtime.observability import metrics, tracing
+from runtime.observability import metrics, shipper, tracing
 from runtime.observability.logs import configure_logging
 from runtime.request_id import request_id
 from runtime.resources import Resources
@@ -55,10 +55,12 @@ class GatewayMiddleware:
         self.client_ip = ClientIp(config.server.trusted_proxies)
         self.cors = Cors(config.cors)
         self.metrics = config.observability.metrics.enabled
+        self.shipper: shipper.ShipperHandler | None = None
 
     async def process_startup(self, scope: dict, event: dict) -> None:
         settings = self.config.logging
         configure_logging(settings.level, settings.format, settings.stream)
+        self.shipper = shipper.install(settings.elasticsearch)
         _log_pending(self.config)
         tracing.configure(self.config.observability.tracing)
         if self.metrics:
@@ -73,6 +75,8 @@ class GatewayMiddleware:
         if self.metrics:
             metrics.worker_stopped()
         tracing.shutdown()
+        if self.shipper is not None:
+            await self.shipper.stop()
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         req.context.started = time.perf_counter()

@@ -42,6 +42,18 @@ def _safe(key: str, value: Any) -> Any:
     return value
 
 
+# Plain `extra=` names the runtime uses, in ECS terms; any other undotted name goes under
+# `gateway.` (ECS: custom fields in their own namespace), so that e.g. a plain "error" string
+# never collides with the `error` object in a search engine's mapping.
+_ECS_NAMES = {"error": "error.message", "url": "url.full", "request_id": "http.request.id"}
+
+
+def _ecs_name(key: str) -> str:
+    if "." in key:
+        return key
+    return _ECS_NAMES.get(key) or "gateway." + key
+
+
 def _timestamp(record: logging.LogRecord) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
 
@@ -58,7 +70,7 @@ def ecs_document(record: logging.LogRecord, format_exception: Callable[[Any], st
     }
     for key, value in vars(record).items():
         if key not in _STANDARD and value is not None:
-            doc[key] = _safe(key, value)
+            doc[_ecs_name(key)] = _safe(key, value)
     if record.exc_info:
         doc["error.stack_trace"] = scrub(format_exception(record.exc_info))
         doc["error.type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
