@@ -103,6 +103,8 @@ class ServiceClient:
         breaker = self.breaker
         now = (breaker.opened, _BREAKER_STATES[breaker.state])
         if now != self._exported:
+            if self._exported is None:
+                metrics.BREAKER_OPENED.labels(self.name)  # a series at 0 from the start, for rates
             opened_before = self._exported[0] if self._exported else 0
             if now[0] > opened_before:
                 metrics.BREAKER_OPENED.labels(self.name).inc(now[0] - opened_before)
