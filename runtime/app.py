@@ -86,7 +86,7 @@ def check_routes(config: Config, routes: list[Route]) -> None:
 def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.App:
     routes = discover() if routes is None else routes
     check_routes(config, routes)
-    state = SimpleNamespace(resources=None, routes=routes, config=config)
+    state = SimpleNamespace(resources=None, routes=routes, config=config, route_limits=[])
     app = falcon.asgi.App(middleware=[GatewayMiddleware(config, state)])
     app.req_options.strip_url_path_trailing_slash = True
     by_path: dict[str, list[Route]] = defaultdict(list)

@@ -350,6 +350,8 @@ _NOT_BUILT = "not acted on yet"
 _GRANIAN = "not acted on yet: Granian's own --host/--port/--workers decide"
 
 SERVER = Section("server", {
+    "reload_interval": F(Duration(), "1s", "How often each worker checks CONFIG_FILE for changes to rbac, "
+                         "rate_limits and cors, applied without a restart (0 turns it off)."),
     "host": F(Str(), "0.0.0.0", "Listen address.", pending=_GRANIAN),
     "port": F(Int(1, 65535), 8080, "Listen port.", pending=_GRANIAN),
     "read_timeout": F(Duration(min=0.001), "30s", "Time allowed to read a request.", pending=_NOT_BUILT),
@@ -469,6 +471,8 @@ RATE_LIMIT_POLICY = Section("rate_limit_policy", {
 
 def _check_rate_limits(c: Any) -> None:
     # `user` and `anonymous` are the defaults of every route, which has no body to key on.
+    if "service" in c.policies and c.policies["service"].key != "user":
+        raise ValueError("policies.service.key must be 'user' (one budget per service account)")
     for name, key in (("user", "user"), ("anonymous", "ip")):
         if name not in c.policies:
             raise ValueError(f"policies.{name} is missing (expected the default policy for every route)")
@@ -482,7 +486,9 @@ RATE_LIMITS = Section("rate_limits", {
         "user": {"limit": 600, "window": "1m", "key": "user"},
         "anonymous": {"limit": 60, "window": "1m", "key": "ip"},
         "login": {"limit": 10, "window": "1m", "key": "email_ip"},
-    }, "Named policies; `user` (signed in) or `anonymous` applies to every route, a route may add one."),
+        "service": {"limit": 1200, "window": "1m", "key": "user"},
+    }, "Named policies; `user` (a person), `service` (a service account) or `anonymous` applies "
+       "to every route, a route may add one."),
 }, "Request rate limits, shared by every instance through Valkey.", validate=_check_rate_limits)
 
 ROLE = Section("role", {
@@ -530,7 +536,14 @@ OBSERVABILITY = Section("observability", {
     "profiling": F(PROFILING, doc="On-demand profiling."),
 }, "Metrics, traces and profiling.")
 
-SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS,
+IDEMPOTENCY = Section("idempotency", {
+    "enabled": F(Bool(), True, "Honour the Idempotency-Key header on signed-in POST and PATCH routes."),
+    "ttl": F(Duration(min=1), "24h", "How long a write's answer is kept for replay."),
+    "wait": F(Duration(), "5s", "How long a repeat waits for the first attempt to finish before a 409."),
+    "max_key_length": F(Int(min=1, max=1024), 255, "Longest Idempotency-Key accepted."),
+}, "Idempotent writes for clients that retry.")
+
+SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, IDEMPOTENCY,
                                  OBSERVABILITY)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},

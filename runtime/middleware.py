@@ -9,6 +9,7 @@ before routing and authentication: a browser never sends credentials with them.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from runtime.errors import Forbidden
 from runtime.observability import metrics, shipper, tracing
 from runtime.observability.logs import configure_logging
 from runtime.request_id import request_id
+from runtime.reload import ConfigReloader, swap_policies
 from runtime.resources import Resources
 from runtime.security.client_ip import ClientIp
 from runtime.security.cors import Cors
@@ -67,8 +69,16 @@ class GatewayMiddleware:
             metrics.worker_started()
         self.state.resources = Resources(self.config)
         await self.state.resources.start()
+        self.reloader = None
+        path = os.environ.get("CONFIG_FILE")
+        if path and self.config.server.reload_interval > 0:
+            self.reloader = ConfigReloader(path, self.config.server.reload_interval, self.config,
+                                           swap_policies(self, self.state))
+            self.reloader.start()
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
+        if getattr(self, "reloader", None) is not None:
+            await self.reloader.close()
         if self.state.resources is not None:
             await self.state.resources.close()
             self.state.resources = None

@@ -19,6 +19,7 @@ from runtime.domains import declared
 from runtime.observability import metrics
 from runtime.rbac import Policy
 from runtime.security.ratelimit import RateLimiter
+from runtime.idempotency import IdempotencyStore
 from runtime.valkey_mux import ValkeyMux
 
 
@@ -74,6 +75,9 @@ class Resources:
         if self.cache is not None:
             self.cache.stats = metrics.MirroredCounter(metrics.CACHE_REQUESTS)  # "<policy>:hit|miss|bypass"
         self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
+        self.idempotency = (IdempotencyStore(self.valkey_mux, r.key_prefix, config.idempotency,
+                                             config.server.request_timeout)
+                            if config.idempotency.enabled else None)
 
     def _export_health(self, results: dict) -> None:
         for name, result in results.items():
