@@ -105,7 +105,7 @@ def test_bad_token_and_bad_input_suites_log_no_secret(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", f"--basetemp={basetemp}",
          "tests/integration/test_hostile_tokens.py", "tests/integration/test_bad_input.py"],
-        cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=600,
+        cwd=ROOT, env={**os.environ, "GATEWAY_TEST_LOG_LEVEL": "debug"}, capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     logs = sorted(basetemp.rglob("*.log"))
