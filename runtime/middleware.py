@@ -2,8 +2,9 @@
 headers, CORS, lifespan.
 
 It wraps every request, matched or not, so unknown routes and wrong methods get the same
-X-Request-ID, headers and log line as handled ones. CORS preflights are answered here,
-before routing and authentication: a browser never sends credentials with them.
+X-Request-ID, headers and log line as handled ones. CORS preflights are answered by each
+path's OPTIONS responder (runtime.methods), which knows the path's methods; like OPTIONS,
+they never reach authentication.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ import time
 from typing import Any
 
 import falcon.asgi
-import orjson
 
 from runtime.config import Config, pending_keys
-from runtime.errors import Forbidden
 from runtime.observability import metrics, shipper, tracing
 from runtime.observability.logs import configure_logging
 from runtime.request_id import request_id
@@ -97,22 +96,6 @@ class GatewayMiddleware:
         if self.metrics:
             metrics.HTTP_IN_FLIGHT.inc()
         req.context.client_ip = self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
-        origin = req.get_header("Origin")
-        if origin is not None and req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method"):
-            self._preflight(req, resp, origin)
-
-    def _preflight(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, origin: str) -> None:
-        req.context.preflight = True
-        resp.complete = True  # no routing, no authentication, no handler
-        allowed = self.cors.preflight(origin, req.get_header("Access-Control-Request-Headers"))
-        if allowed is None:
-            resp.status = 403
-            resp.content_type = "application/json"
-            resp.data = orjson.dumps(Forbidden("This origin is not allowed").body(req.context.request_id))
-            resp.append_header("Vary", "Origin")
-            return
-        resp.status = 204
-        _add_headers(resp, allowed)
 
     async def process_response(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, req_succeeded: bool
@@ -132,7 +115,7 @@ class GatewayMiddleware:
         elapsed = time.perf_counter() - ctx.started
         status = resp.status_code
         # The route template, never the raw path: ids would make every path a new series.
-        route = req.uri_template or ("(preflight)" if getattr(ctx, "preflight", False) else "(unmatched)")
+        route = req.uri_template or "(unmatched)"
         if self.metrics:
             metrics.HTTP_IN_FLIGHT.dec()
             metrics.observe_request(route, req.method, status, elapsed)

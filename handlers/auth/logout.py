@@ -7,7 +7,7 @@ from runtime.schema import Body, Field
 LOGOUT = Body("LogoutRequest", {"refresh_token": Field(str, required=False, min_length=1, max_length=512)})
 
 
-@endpoint("POST", "/api/v1/auth/logout", body=LOGOUT)
+@endpoint("POST", "/api/v1/auth/logout", body=LOGOUT)  # data: null
 async def logout(req, ctx):
     """Sign out: revoke this session's access tokens everywhere and its refresh-token family."""
     principal = ctx.principal
@@ -23,4 +23,4 @@ async def logout(req, ctx):
             refresh_token=ctx.body.get("refresh_token", ""), session_id=principal.session_id
         )
     )
-    return Reply({"revoked": True}, message="Logged out")
+    return Reply(None, message="Logged out")

@@ -1,6 +1,6 @@
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint
-from runtime.auth.session import token_answer
+from runtime.auth.session import TOKEN_ANSWER, token_answer
 from runtime.schema import EMAIL, NEW_PASSWORD, Body, Field, same_as, text
 
 REGISTER = Body(
@@ -18,7 +18,7 @@ REGISTER = Body(
 )
 
 
-@endpoint("POST", "/api/v1/auth/register", auth=False, body=REGISTER, status=201)
+@endpoint("POST", "/api/v1/auth/register", auth=False, body=REGISTER, status=201, response=TOKEN_ANSWER)
 async def register(req, ctx):
     """Create an organization and its first admin, and sign them in."""
     body = ctx.body
@@ -32,4 +32,5 @@ async def register(req, ctx):
             domain=body["domain"].lower(),
         )
     )
-    return Reply(token_answer(tokens), message="Registration successful")
+    # Every 201 names what it created: the new user, as the caller sees them.
+    return Reply(token_answer(tokens), message="Registration successful", headers={"Location": "/api/v1/auth/me"})

@@ -119,7 +119,7 @@ def _histogram(name: str, doc: str, labels: Iterable[str]) -> Histogram:
 
 
 # HTTP (runtime.middleware). `route` is the route template ("/api/v1/crm/customers/{id}"),
-# "(unmatched)" for no route, "(preflight)" for CORS preflights answered before routing.
+# "(unmatched)" for no route.
 HTTP_REQUESTS = _counter("gateway_http_requests_total", "HTTP requests answered.", ("route", "method", "status"))
 HTTP_DURATION = _histogram("gateway_http_request_duration_seconds", "Time to answer an HTTP request.",
                            ("route", "method"))
