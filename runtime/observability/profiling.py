@@ -22,6 +22,7 @@ import tracemalloc
 from typing import Any, Iterator
 
 from runtime.errors import Conflict, NotFound, ValidationFailed
+from runtime.responses import Document, Record
 from runtime.schema import Body, Field
 
 _busy = False
@@ -110,6 +111,21 @@ async def memory_top(seconds: float, limit: int = 25) -> dict[str, Any]:
 
 # What the /debug/pprof handlers share.
 PERMISSION = "system.debug:read"
+OFF = {404: "Profiling is switched off (observability.profiling.enabled)"}
+BUSY = {409: "A profile of this worker is already running"}
+PROFILE = Document({"type": "string"}, doc="pstats text, by cumulative time", media_type="text/plain")
+TASKS = {"type": "array", "items": {"type": "object", "properties": {
+    "name": {"type": "string"}, "coroutine": {"type": "string"}, "done": {"type": "boolean"},
+    "cancelling": {"type": "integer"}, "current": {"type": "boolean"},
+    "stack": {"type": "array", "items": {"type": "string"}, "description": "file:line in function, outermost first"},
+}, "required": ["name", "coroutine", "done", "cancelling", "current", "stack"]}}
+HEAP = Record("HeapReport", {
+    "pid": {"type": "integer"}, "seconds": {"type": "integer"},
+    "traced_bytes": {"type": "integer"}, "peak_bytes": {"type": "integer"},
+    "top": {"type": "array", "items": {"type": "object", "properties": {
+        "site": {"type": "string"}, "bytes": {"type": "integer"}, "count": {"type": "integer"},
+    }, "required": ["site", "bytes", "count"]}},
+}, doc="Top allocation sites of memory allocated while tracing and still live")
 SECONDS_QUERY = Body("ProfileQuery", {
     "seconds": Field(int, required=False, default=5, minimum=1, maximum=3600, doc="How long to profile"),
 })

@@ -3,7 +3,7 @@ from runtime.observability import profiling
 
 
 @endpoint("GET", "/debug/pprof/profile", permission=profiling.PERMISSION, query=profiling.SECONDS_QUERY,
-          tags=["system"])
+          tags=["system"], response=profiling.PROFILE, upstream=False, errors={**profiling.OFF, **profiling.BUSY})
 async def cpu_profile(req, ctx):
     """CPU profile of the worker serving this request for `seconds` (pstats text, by cumulative time)."""
     profiling.require_enabled(ctx)

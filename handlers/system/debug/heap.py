@@ -3,7 +3,7 @@ from runtime.observability import profiling
 
 
 @endpoint("GET", "/debug/pprof/heap", permission=profiling.PERMISSION, query=profiling.SECONDS_QUERY,
-          tags=["system"])
+          tags=["system"], response=profiling.HEAP, upstream=False, errors={**profiling.OFF, **profiling.BUSY})
 async def memory_allocations(req, ctx):
     """Top allocation sites of memory allocated during `seconds` and still live, in this worker."""
     profiling.require_enabled(ctx)
