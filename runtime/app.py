@@ -24,23 +24,10 @@ from runtime.expect_continue import DeferredContinue
 from runtime.methods import allowed_methods, options_responder
 from runtime.middleware import GatewayMiddleware
 from runtime.pipeline import JSON, responder
+from runtime.realtime.socket import RealtimeEndpoint
 from runtime.request_id import request_id
 
 log = logging.getLogger("gateway")
-
-# Falcon's own HTTP errors (routing, header parsing) mapped onto our envelope codes.
-_FALCON_STATUS = {
-    400: errors.ValidationFailed,
-    401: errors.Unauthenticated,
-    403: errors.Forbidden,
-    404: errors.NotFound,
-    405: errors.MethodNotAllowed,
-    409: errors.Conflict,
-    413: errors.PayloadTooLarge,
-    415: errors.UnsupportedMediaType,
-    429: errors.RateLimited,
-}
-
 
 def write_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, error: errors.ApiError) -> None:
     rid = getattr(req.context, "request_id", None) or request_id(None)
@@ -61,15 +48,13 @@ async def _on_api_error(req, resp, ex: errors.ApiError, params, **_):
 
 
 async def _on_http_error(req, resp, ex: falcon.HTTPError, params, **_):
-    kind = _FALCON_STATUS.get(ex.status_code, errors.ApiError)
+    # Falcon's own HTTP errors (routing, header parsing, any status) get our envelope codes.
     if ex.status_code == 404:
         error = errors.NotFound(f"No route for {_shown(req.method)} {_shown(req.path)}")
     elif ex.status_code == 405:
         error = errors.MethodNotAllowed(f"{_shown(req.method)} is not allowed on {_shown(req.path)}")
     else:
-        error = kind(ex.description or ex.title)
-    if kind is errors.ApiError:
-        error.status = ex.status_code
+        error = errors.for_status(ex.status_code, ex.description or ex.title)
     for name, value in (ex.headers or {}).items():
         error.headers.setdefault(name, value)  # e.g. Allow on 405
     write_error(req, resp, error)
@@ -90,10 +75,28 @@ def check_routes(config: Config, routes: list[Route]) -> None:
                 raise ConfigError(f"{route.method} {route.path}: unknown cache policy {policy!r} (known: {known})")
 
 
-def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.App:
+class GatewayApp:
+    """The ASGI app: WebSockets on `realtime.path` go straight to the realtime endpoint (raw
+    ASGI, see runtime/realtime/socket.py for why); everything else, lifespan included, to
+    Falcon."""
+
+    def __init__(self, falcon_app: falcon.asgi.App, state: SimpleNamespace) -> None:
+        self.falcon = falcon_app
+        self.state = state
+        self.ws_path = state.config.realtime.path
+        self.ws = state.realtime
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] == "websocket" and scope["path"].rstrip("/") == self.ws_path:
+            return await self.ws(scope, receive, send)
+        return await self.falcon(scope, receive, send)
+
+
+def build_app(config: Config, routes: list[Route] | None = None) -> GatewayApp:
     routes = discover() if routes is None else routes
     check_routes(config, routes)
-    state = SimpleNamespace(resources=None, routes=routes, config=config, route_limits=[])
+    state = SimpleNamespace(resources=None, routes=routes, config=config, route_limits=[], realtime=None)
+    state.realtime = RealtimeEndpoint(config, state)
     middleware = GatewayMiddleware(config, state)
     app = falcon.asgi.App(middleware=[middleware])
     app.req_options.strip_url_path_trailing_slash = True
@@ -109,7 +112,7 @@ def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.
     app.add_error_handler(Exception, _on_unexpected)
     app.add_error_handler(falcon.HTTPError, _on_http_error)
     app.add_error_handler(errors.ApiError, _on_api_error)
-    return app
+    return GatewayApp(app, state)
 
 
 def create_app(config: Config | None = None) -> DeferredContinue:

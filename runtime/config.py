@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from proto.erp.auth.v1.contract import ROLES as ROLE_CATALOGUE
-from runtime.rbac import check_roles
+from runtime.rbac import check_roles, is_required_permission
 
 __all__ = [
     "load_config", "Config", "ConfigError", "describe", "pending_keys", "NON_CONFIG_ENV",
@@ -375,6 +375,8 @@ REDIS = Section("redis", {
     "max_retries": F(Int(min=0), 3, "Retries per command.", pending=_NOT_BUILT),
     "key_prefix": F(Str(), "erp:gw:", "Prefix of every key the gateway writes."),
     "timeout": F(Duration(min=0.001), "1s", "Per-command timeout."),
+    "breaker_cooldown": F(Duration(min=0.001), "1s",
+                          "After a timeout or lost connection, how long the request path skips Valkey before probing it."),
 }, "Shared state: revocation, rate limits, sessions.")
 
 KAFKA = Section("kafka", {
@@ -422,6 +424,9 @@ JWT = Section("jwt", {
     "leeway": F(Duration(max=300), "10s", "Clock skew allowed on exp/nbf/iat."),
     "unknown_kid_refetch_interval": F(Duration(), "30s", "Minimum gap between refetches for an unknown kid."),
     "token_cache_size": F(Int(min=0), 10_000, "Verified tokens kept in memory (0 disables)."),
+    "jwks_poll_interval": F(Duration(), "1s",
+                            "Keys are also refetched on this schedule, so a rotation or a withdrawn key is seen "
+                            "within it whatever unknown kids strangers send (0 disables)."),
 }, "Access-token verification.")
 
 ELASTICSEARCH = Section("elasticsearch", {
@@ -536,6 +541,28 @@ OBSERVABILITY = Section("observability", {
     "profiling": F(PROFILING, doc="On-demand profiling."),
 }, "Metrics, traces and profiling.")
 
+REALTIME = Section("realtime", {
+    "path": F(Str(lambda v: v.startswith("/"), "a path starting with /"), "/ws", "Where WebSockets connect."),
+    "allowed_origins": F(List(), [], "Origins a browser may open a socket from; empty: cors.allowed_origins. "
+                         "Clients that send no Origin (not browsers) are not refused for it."),
+    "auth_timeout": F(Duration(min=0.001), "10s", "How long a socket without a token may take to send {type: auth}."),
+    "ping_period": F(Duration(min=0.001), "25s", "A {type: ping} goes to a socket silent this long."),
+    "pong_timeout": F(Duration(min=0.001), "10s", "A socket that answers nothing this long after a ping is closed."),
+    "send_queue": F(Int(min=1), 256, "Messages waiting to be written to one socket; a socket past it is dropped."),
+    "max_message_bytes": F(Int(min=64), 65_536, "Largest inbound message; larger closes with 1009."),
+    "max_connections_per_user": F(Int(min=1), 10, "Open sockets per user across every instance; more are refused (4029)."),
+    "message_rate": F(Float(min=0.001), 10.0, "Inbound messages per second a socket may send, sustained."),
+    "message_burst": F(Int(min=1), 30, "Inbound messages a socket may send at once."),
+    "history_window": F(Duration(min=0.001), "5m", "How long each channel keeps its messages for `since` resumes."),
+    "history_max": F(Int(min=1), 1000, "Most messages a channel keeps for resumes."),
+    "events_permission": F(Str(is_required_permission, "domain.resource:action"), "realtime.events:subscribe",
+                           "Permission needed to subscribe to events:<type>."),
+    "send_permission": F(Str(is_required_permission, "domain.resource:action"), "realtime.notifications:send",
+                         "Permission needed to publish to a channel other than one's own notifications."),
+    "broadcast_permission": F(Str(is_required_permission, "domain.resource:action"), "realtime.broadcast:send",
+                              "Permission needed to publish to system:broadcast (every organization)."),
+}, "WebSocket notifications (/ws) and their fan-out through Valkey.")
+
 IDEMPOTENCY = Section("idempotency", {
     "enabled": F(Bool(), True, "Honour the Idempotency-Key header on signed-in POST and PATCH routes."),
     "ttl": F(Duration(min=1), "24h", "How long a write's answer is kept for replay."),
@@ -543,8 +570,20 @@ IDEMPOTENCY = Section("idempotency", {
     "max_key_length": F(Int(min=1, max=1024), 255, "Longest Idempotency-Key accepted."),
 }, "Idempotent writes for clients that retry.")
 
+LOGIN_FAILURES = Section("login_failures", {
+    "limit": F(Int(min=0), 50, "Failed sign-ins allowed per account (email) across all client addresses (0 disables)."),
+    "window": F(Duration(min=0.001), "15m", "The window that budget applies to."),
+}, "Per-account budget of failed sign-ins.")
+
+SECURITY = Section("security", {
+    "login_failures": F(LOGIN_FAILURES, doc="Per-account budget of failed sign-ins; spent, sign-ins answer 429."),
+    "revocation_unavailable": F(Enum("fail_open", "fail_closed"), "fail_open",
+                                "While neither the revocation feed nor Valkey answers: accept tokens not known "
+                                "to be revoked (fail_open) or answer 503 (fail_closed)."),
+}, "Security trade-offs under failure.")
+
 SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, IDEMPOTENCY,
-                                 OBSERVABILITY)
+                                 SECURITY, REALTIME, OBSERVABILITY)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},
                 "Gateway configuration.", cls_name="Config")

@@ -28,6 +28,13 @@ class Context:
         self.query: dict[str, Any] | None = None  # validated query parameters (route `query=`)
         self._backends: BoundBackends | None = None
 
+    def detached(self) -> "Context":
+        """A copy with a budget of its own, for work other requests share (a single-flight cache
+        load): the caller's deadline, cancellation and backend bindings stay the caller's."""
+        copy = Context(self.resources, self.route, self.request_id, self.client_ip)
+        copy.principal, copy.body, copy.query = self.principal, self.body, self.query
+        return copy
+
     @property
     def config(self):
         return self.resources.config
@@ -37,6 +44,16 @@ class Context:
         if self._backends is None:
             self._backends = BoundBackends(self.resources.backends, self)
         return self._backends
+
+    async def publish(self, channel: str, data: Any):
+        """Publish a realtime message as the caller (runtime.realtime): `sender` is the
+        signed-in user, and role:/events: channels are the caller's organization's."""
+        principal = self.principal
+        return await self.resources.realtime.publish(
+            channel, data,
+            sender=principal.user_id if principal else None,
+            organization=principal.organization_id if principal else None,
+        )
 
     def grpc_metadata(self) -> tuple[tuple[str, str], ...]:
         """What every backend call carries: request id and, when signed in, the caller."""

@@ -19,11 +19,13 @@ import falcon.asgi
 from runtime.config import Config, pending_keys
 from runtime.observability import metrics, shipper, tracing
 from runtime.observability.logs import configure_logging
+from runtime.realtime import shutdown
 from runtime.request_id import request_id
 from runtime.reload import ConfigReloader, swap_policies
 from runtime.resources import Resources
 from runtime.security.client_ip import ClientIp
 from runtime.security.cors import Cors
+from runtime.security.request_size import check_request_size
 from runtime.security.headers import security_headers
 
 access_log = logging.getLogger("gateway.access")
@@ -68,6 +70,9 @@ class GatewayMiddleware:
             metrics.worker_started()
         self.state.resources = Resources(self.config)
         await self.state.resources.start()
+        if getattr(self.state, "realtime", None) is not None:
+            self.state.realtime.start(self.state.resources)
+            shutdown.install(self.state.realtime.close_all)
         self.reloader = None
         path = os.environ.get("CONFIG_FILE")
         if path and self.config.server.reload_interval > 0:
@@ -76,6 +81,9 @@ class GatewayMiddleware:
             self.reloader.start()
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
+        if getattr(self.state, "realtime", None) is not None:
+            # Sockets first, with 1001: clients reconnect to another instance and resume.
+            await self.state.realtime.close_all()
         if getattr(self, "reloader", None) is not None:
             await self.reloader.close()
         if self.state.resources is not None:
@@ -96,6 +104,7 @@ class GatewayMiddleware:
         if self.metrics:
             metrics.HTTP_IN_FLIGHT.inc()
         req.context.client_ip = self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
+        check_request_size(req.scope)  # 414 / 431 in the envelope, before any other work
 
     async def process_response(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, req_succeeded: bool

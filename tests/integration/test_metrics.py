@@ -88,7 +88,7 @@ def test_known_traffic_through_two_workers_counts_exactly(stack, gateway2):
         assert m.has("gateway_backend_breaker_state", service="crm")  # exported while closed, too
         assert m.value("gateway_backend_breaker_state", service="crm") == 0
         assert m.value("gateway_rate_limit_rejections_total", policy="login") == 2
-        assert m.value("gateway_jwks_refreshes_total", outcome="success") == 2  # each worker, at start
+        assert m.value("gateway_jwks_refreshes_total", outcome="success") >= 2  # each worker at start, then polls
         assert m.value("gateway_dependency_up", dependency="valkey") == 1
     # Both workers served the traffic (each access log line names its process).
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
