@@ -265,7 +265,8 @@ def invoke(method: str, path: str, data: str | None, header: tuple[str, ...], lo
     async def run() -> int:
         stack = await LocalStack(base, free_ports=True).start()
         try:
-            config = _load(config_path, env={**os.environ, **stack.environment()})
+            # Log lines to stderr: stdout is the answer.
+            config = _load(config_path, env={**os.environ, **stack.environment(), "ERP_LOGGING_STREAM": "stderr"})
             app = build_app(config)
             headers = dict(h.split(":", 1) for h in header)
             headers = {k.strip(): v.strip() for k, v in headers.items()}

@@ -500,16 +500,20 @@ JWT = Section("jwt", {
 }, "Access-token verification.")
 
 ELASTICSEARCH = Section("elasticsearch", {
-    "url": F(HTTP_URL_OR_EMPTY, "", "Log sink; empty disables shipping."),
-    "index": F(Str(), "erp-api-gateway", "Target index."),
+    "url": F(HTTP_URL_OR_EMPTY, "", "Elasticsearch/OpenSearch base URL; empty disables shipping."),
+    "index": F(Str(), "erp-api-gateway", "Index name prefix; records go to <index>-YYYY.MM.DD (UTC)."),
     "batch_size": F(Int(min=1), 100, "Records per bulk request."),
     "flush_interval": F(Duration(min=0.001), "5s", "Longest a record waits before shipping."),
+    "buffer_size": F(Int(min=1), 10000, "Records held while the search engine is slow or gone; past it, "
+                                        "new records are dropped and counted."),
+    "timeout": F(Duration(min=0.001), "5s", "Longest one bulk request may take."),
 }, "Log shipping.")
 
 LOGGING = Section("logging", {
     "level": F(Enum("debug", "info", "warning", "error"), "info", "Minimum level."),
-    "format": F(Enum("json", "text"), "json", "Line format on stderr."),
-    "elasticsearch": F(ELASTICSEARCH, doc="Log shipping.", pending="not acted on yet: log shipping is not built"),
+    "format": F(Enum("json", "text"), "json", "Line format: json (Elastic Common Schema names) or text."),
+    "stream": F(Enum("stdout", "stderr"), "stdout", "Where log lines go."),
+    "elasticsearch": F(ELASTICSEARCH, doc="Log shipping to Elasticsearch or OpenSearch (_bulk, daily index)."),
 }, "Logging.")
 
 CORS = Section("cors", {
@@ -586,6 +590,30 @@ CACHE = Section("cache", {
                   "Named cache policies, referenced by routes as cache=\"name\" (defaults: each domain's)."),
 }, "Response cache.")
 
+METRICS = Section("metrics", {
+    "enabled": F(Bool(), True, "Serve Prometheus metrics at /metrics (summed over every worker)."),
+}, "Prometheus metrics.")
+
+TRACING = Section("tracing", {
+    "enabled": F(Bool(), False, "Record and export spans with the OpenTelemetry SDK (the `otel` extra); "
+                                "off, spans are no-ops and a caller's traceparent is passed through."),
+    "exporter": F(Enum("otlp", "console"), "otlp", "Where spans go: OTLP over HTTP, or stdout."),
+    "endpoint": F(HTTP_URL_OR_EMPTY, "", "OTLP/HTTP traces URL; empty: the SDK's default (OTEL_EXPORTER_OTLP_*)."),
+    "service_name": F(Str(), "erp-api-gateway", "service.name of every span."),
+    "sample_ratio": F(Float(min=0.0, max=1.0), 1.0, "Share of new traces recorded; a caller's sampled flag is kept."),
+}, "OpenTelemetry tracing.")
+
+PROFILING = Section("profiling", {
+    "enabled": F(Bool(), False, "Serve /debug/* (CPU profile, asyncio tasks, memory) to holders of system.debug:read."),
+    "max_seconds": F(Duration(min=0.1), "30s", "Longest CPU or memory profile one request may ask for."),
+}, "On-demand profiling of the serving worker.")
+
+OBSERVABILITY = Section("observability", {
+    "metrics": F(METRICS, doc="Prometheus metrics."),
+    "tracing": F(TRACING, doc="OpenTelemetry tracing."),
+    "profiling": F(PROFILING, doc="On-demand profiling."),
+}, "Metrics, traces and profiling.")
+
 REALTIME = Section("realtime", {
     "path": F(Str(lambda v: v.startswith("/"), "a path starting with /"), "/ws", "Where WebSockets connect."),
     "allowed_origins": F(List(), [], "Origins a browser may open a socket from; empty: cors.allowed_origins. "
@@ -638,7 +666,7 @@ LIMITS = Section("limits", {
 
 
 SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, IDEMPOTENCY,
-                                 SECURITY, REALTIME, LIMITS)
+                                 SECURITY, REALTIME, LIMITS, OBSERVABILITY)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},
                 "Gateway configuration.", cls_name="Config")

@@ -56,6 +56,7 @@ class ApiError(Exception):
         self.errors = dict(errors) if errors else None
         self.data = data  # what a client may still use, e.g. /ready's report at 503
         self.backend_trailers: dict[str, str] = {}  # a backend's trailing metadata, never sent on
+        self.backend_code: str | None = None  # the outcome its backend call is counted under (metrics)
         self.headers = dict(headers) if headers else {}
         super().__init__(self.message)
 

@@ -1,4 +1,5 @@
-"""The one Falcon middleware: request id, client IP, access log, security headers, CORS, lifespan.
+"""The one Falcon middleware: request id, client IP, metrics, trace span, access log, security
+headers, CORS, lifespan.
 
 It wraps every request, matched or not, so unknown routes and wrong methods get the same
 X-Request-ID, headers and log line as handled ones. CORS preflights are answered by each
@@ -16,6 +17,7 @@ from typing import Any
 import falcon.asgi
 
 from runtime.config import Config, pending_keys
+from runtime.observability import metrics, shipper, tracing
 from runtime.observability.logs import configure_logging
 from runtime.realtime import shutdown
 from runtime.request_id import request_id
@@ -56,10 +58,17 @@ class GatewayMiddleware:
         self.headers = security_headers(config.server.tls_enabled)
         self.client_ip = ClientIp(config.server.trusted_proxies)
         self.cors = Cors(config.cors)
+        self.metrics = config.observability.metrics.enabled
+        self.shipper: shipper.ShipperHandler | None = None
 
     async def process_startup(self, scope: dict, event: dict) -> None:
-        configure_logging(self.config.logging.level, self.config.logging.format)
+        settings = self.config.logging
+        configure_logging(settings.level, settings.format, settings.stream)
+        self.shipper = shipper.install(settings.elasticsearch)
         _log_pending(self.config)
+        tracing.configure(self.config.observability.tracing)
+        if self.metrics:
+            metrics.worker_started()
         self.state.resources = Resources(self.config)
         await self.state.resources.start()
         if getattr(self.state, "realtime", None) is not None:
@@ -82,11 +91,20 @@ class GatewayMiddleware:
         if self.state.resources is not None:
             await self.state.resources.close()
             self.state.resources = None
+        if self.metrics:
+            metrics.worker_stopped()
+        tracing.shutdown()
+        if self.shipper is not None:
+            await self.shipper.stop()
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         req.context.started = time.perf_counter()
         req.context.request_id = request_id(req.get_header("X-Request-ID"))
-        req.context.user_id = None
+        req.context.user_id = req.context.organization_id = None
+        req.context.span = tracing.RequestSpan.start(
+            req.method, req.path, req.get_header("traceparent"), req.get_header("tracestate"))
+        if self.metrics:
+            metrics.HTTP_IN_FLIGHT.inc()
         # Resolved once by the ASGI guard in front (runtime.security.client_guard).
         req.context.client_ip = req.scope.get(CLIENT_IP) or self.client_ip.resolve(
             req.remote_addr, req.get_header("X-Forwarded-For"))
@@ -102,23 +120,43 @@ class GatewayMiddleware:
         origin = req.get_header("Origin")
         if origin is not None and not getattr(req.context, "preflight", False):
             _add_headers(resp, self.cors.actual(origin))
+        self._observe(req, resp)
+
+    def _observe(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Metrics, the request's span and its access log line: one of each per request."""
+        ctx = req.context
+        elapsed = time.perf_counter() - ctx.started
         status = resp.status_code
+        # The route template, never the raw path: ids would make every path a new series.
+        route = req.uri_template or "(unmatched)"
+        if self.metrics:
+            metrics.HTTP_IN_FLIGHT.dec()
+            metrics.observe_request(route, req.method, status, elapsed)
+        span = ctx.span
+        trace_id = None
+        if span is not None:
+            trace_id = span.trace_id()
+            span.end(req.uri_template, status, ctx.user_id)
         events = self.state.resources.events if self.state.resources is not None else None
         if status >= 500 and status != 503 and events is not None:
             # Our failures (500, 502, 504), for whoever watches errors; 503 is overload or a
             # dependency down, reported by breaker events and /ready rather than per request.
             events.emit(
-                "erp.error.request.failed", subject=req.context.request_id, request_id=req.context.request_id,
-                data={"method": req.method, "path": req.path, "status": status, "user_id": req.context.user_id})
+                "erp.error.request.failed", subject=ctx.request_id, request_id=ctx.request_id,
+                data={"method": req.method, "path": req.path, "status": status, "user_id": ctx.user_id})
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
-                "request",
+                f"{req.method} {req.path} {status}",
                 extra={
-                    "request_id": req.context.request_id,
-                    "method": req.method,
-                    "path": req.path,
-                    "status": resp.status,
-                    "duration_ms": round((time.perf_counter() - req.context.started) * 1000, 3),
-                    "user_id": req.context.user_id,
+                    "http.request.id": ctx.request_id,
+                    "http.request.method": req.method,
+                    "url.path": req.path,
+                    "http.route": route,
+                    "http.response.status_code": status,
+                    "event.duration": round(elapsed * 1e9),  # ECS: nanoseconds
+                    "client.ip": ctx.client_ip,
+                    "trace.id": trace_id,
+                    "user.id": ctx.user_id,
+                    "organization.id": ctx.organization_id,
                 },
             )

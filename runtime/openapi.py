@@ -297,9 +297,11 @@ def _headers(route: Route, status: int) -> Schema:
 
 
 def _responses(route: Route, messages: MessageSchemas) -> Schema:
+    media_type = "application/json"
     if isinstance(route.response, Document):
         schema = _schema(dict(route.response.schema), messages)
         success_doc = route.response.doc or "The document itself, not an envelope"
+        media_type = route.response.media_type
     else:
         schema = _envelope(_schema(route.response, messages))
         success_doc = {200: "OK", 201: "Created"}.get(route.status, "Success")
@@ -307,7 +309,7 @@ def _responses(route: Route, messages: MessageSchemas) -> Schema:
         str(route.status): {
             "description": success_doc,
             "headers": _headers(route, route.status),
-            "content": {"application/json": {"schema": schema}},
+            "content": {media_type: {"schema": schema}},
         }
     }
     if route.etag:

@@ -41,6 +41,7 @@ from runtime.endpoint import PATH_PARAMETER, Route
 from runtime.errors import ApiError, Forbidden, Unauthenticated, ValidationFailed
 from runtime.auth.tokens import bearer_token
 from runtime.idempotency import HEADER, applies as idempotency_applies
+from runtime.observability import tracing
 from runtime.rbac import grants_allow
 from runtime.reply import Reply
 from runtime.security.route_limits import RouteLimits
@@ -58,7 +59,7 @@ async def authenticate(req: falcon.asgi.Request, ctx: Context) -> None:
     if await resources.revocations.is_revoked(*principal.revocation_ids):
         raise Unauthenticated("Token has been revoked")
     ctx.principal = principal
-    req.context.user_id = principal.user_id
+    req.context.user_id, req.context.organization_id = principal.user_id, principal.organization_id
 
 
 def authorize(ctx: Context, permission: str) -> None:
@@ -161,12 +162,14 @@ async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx
                 raise TypeError(f"{route.name}: a cached route returns plain data, not a Reply")
             return result
 
-        result, hit = await cache.fetch(ctx, route.cache, _resource_key(req, ctx), load, gate)
+        with tracing.span(f"cache {route.cache}", attributes={"db.system": "valkey"}):
+            result, hit = await cache.fetch(ctx, route.cache, _resource_key(req, ctx), load, gate)
         resp.set_header("X-Cache", "HIT" if hit else "MISS")
         return result
     result = await route.handler(req, ctx, **params)
     if route.invalidates:
-        await cache.invalidate(ctx, route.invalidates)
+        with tracing.span("cache invalidate", attributes={"db.system": "valkey"}):
+            await cache.invalidate(ctx, route.invalidates)
     return result
 
 

@@ -13,7 +13,7 @@ import logging
 
 import valkey.asyncio as valkey_asyncio
 
-from runtime.auth.jwks import JwksCache
+from runtime.auth.jwks import JwksCache, fetch_jwks
 from runtime.auth.revocation import RevocationList
 from runtime.auth.tokens import TokenVerifier
 from runtime.backends.client import Backends, CallPolicy
@@ -22,6 +22,7 @@ from runtime.cache import Cache
 from runtime.config import Config
 from runtime.domains import declared
 from runtime.events import open_publisher
+from runtime.observability import metrics
 from runtime.rbac import Policy
 from runtime.security.account_lockout import AccountLockout
 from runtime.realtime.hub import Hub
@@ -74,12 +75,14 @@ class Resources:
         self.required = frozenset(n for n, d in domains.items() if d.required)
         checks = {name: grpc_health_check(c.channel) for name, c in self.backends.clients.items()}
         self.health = HealthMonitor({**checks, "valkey": self.valkey.ping}, config.grpc.health_interval)
+        self.health.after_round = self._export_health
         j = config.jwt
         self.jwks = JwksCache(
             j.jwks_url,
             algorithms=tuple(j.algorithms),
             cache_duration=j.cache_duration,
             refetch_interval=j.unknown_kid_refetch_interval,
+            fetch=metrics.counted(fetch_jwks, metrics.JWKS_REFRESHES),
             poll_interval=j.jwks_poll_interval,
         )
         self.verifier = TokenVerifier(
@@ -94,6 +97,8 @@ class Resources:
                                           unavailable=config.security.revocation_unavailable)
         self.policy = Policy(config.rbac.roles)
         self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
+        if self.cache is not None:
+            self.cache.stats = metrics.MirroredCounter(metrics.CACHE_REQUESTS)  # "<policy>:hit|miss|bypass"
         self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
         failures = config.security.login_failures
         self.lockout = AccountLockout(self.limiter or RateLimiter(self.valkey_mux), failures.limit, failures.window,
@@ -114,6 +119,12 @@ class Resources:
                 client.breaker.on_open = opened
         # Realtime fan-out: one Valkey subscription for the worker, whatever its sockets.
         self.realtime = Hub(self.valkey, r.key_prefix, config.realtime, self.policy, commands=self.valkey_mux)
+
+    def _export_health(self, results: dict) -> None:
+        for name, result in results.items():
+            metrics.DEPENDENCY_UP.labels(name).set(1 if result.up else 0)
+        for client in self.backends.clients.values():
+            client.export_breaker()
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""

@@ -27,7 +27,9 @@ class Record:
 
 @dataclass(frozen=True)
 class Document:
-    """The answer is this JSON document itself, without the envelope (e.g. /openapi.json)."""
+    """The answer is this document itself, without the envelope (e.g. /openapi.json); of
+    `media_type` (a text/plain document has the schema {"type": "string"})."""
 
     schema: Mapping[str, Any]
     doc: str = ""
+    media_type: str = "application/json"

@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -127,8 +129,15 @@ class Gateway:
 
 
 @pytest.fixture(scope="session")
-def gateway(stack):
-    process, url = start_gateway(granian_env(stack.environment()), workers=1)
+def gateway(stack, tmp_path_factory):
+    # Logs into a file under the base temp dir, at GATEWAY_TEST_LOG_LEVEL (warning by default;
+    # tests/integration/test_logs.py runs other suites at debug and searches every log they
+    # left for secrets).
+    log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    level = os.environ.get("GATEWAY_TEST_LOG_LEVEL", "warning")
+    with open(log_path, "wb") as log_file:
+        process, url = start_gateway(granian_env(stack.environment(), ERP_LOGGING_LEVEL=level), workers=1,
+                                     stdout=log_file, stderr=subprocess.STDOUT)
     yield Gateway(url, process)
     stop(process)
 

@@ -86,6 +86,12 @@ class Contract:
             if body:
                 problems.append(f"{where}: a body where the document declares none")
             return problems
+        if "application/json" not in content:  # a text document (/metrics): its media type, any text
+            (media_type,) = content
+            sent = headers.get("content-type", "")
+            if not sent.startswith(media_type):
+                problems.append(f"{where}: content-type {sent!r}, documented {media_type!r}")
+            return problems
         pointer = f"/paths/{_escape(template)}/{method.lower()}/responses/{status}/content/application~1json/schema"
         try:
             data = orjson.loads(body)

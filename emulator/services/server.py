@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 
 import grpc
@@ -27,6 +27,8 @@ HEALTH_PREFIX = "/grpc.health.v1.Health/"
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()  # full method name -> calls
+        # (full method name, traceparent) of recent calls that carried one: tests follow a trace.
+        self.traces: deque[tuple[str, str]] = deque(maxlen=1000)
         self.fault: Fault = NO_FAULT  # replace at any time; read on every call
         self.in_flight = 0  # service calls (not health checks) being served now
         self.random = random.Random()
@@ -40,6 +42,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
         async def unary(request, context):
             self.calls[method] += 1
+            for key, value in context.invocation_metadata() or ():
+                if key == "traceparent":
+                    self.traces.append((method, value))
             if not faulty:
                 return await self._serve(inner, request, context)
             self.in_flight += 1

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import grpc
 from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from runtime.backends.breaker import CircuitBreaker, CircuitOpen
 from runtime.backends.channels import open_channel
 from runtime.backends.retry import RETRYABLE_CODES, RetryBudget, backoff, is_idempotent
 from runtime.backends.status import BREAKER_CODES, to_api_error
-from runtime.errors import BackendTimeout, BackendUnavailable
+from runtime.errors import ApiError, BackendTimeout, BackendUnavailable
+from runtime.observability import metrics, tracing
 
 if TYPE_CHECKING:
     from runtime.context import Context
@@ -62,12 +64,14 @@ class ServiceClient:
         self.breaker = CircuitBreaker(policy.failure_threshold, policy.cooldown, policy.half_open_probes)
         self.budget = RetryBudget(policy.budget_ratio, policy.budget_floor)
         self.in_flight = 0  # calls in progress, retries and backoffs included
+        self._exported: tuple[int, int] | None = None  # breaker (opened count, state) last written to metrics
 
     async def call(self, method: str, request: Any, *, deadline: float, metadata: tuple) -> Any:
         rpc: Callable = getattr(self.stub, method)
         retryable = is_idempotent(method)
         self.budget.deposit()
         self.in_flight += 1
+        started, code = time.perf_counter(), "OK"
         try:
             attempt = 0
             while True:
@@ -79,10 +83,34 @@ class ServiceClient:
                     if delay is None:
                         error = to_api_error(exc.code(), exc.details())
                         error.backend_trailers = dict(exc.trailing_metadata() or ())
+                        error.backend_code = exc.code().name
                         raise error from None
                     await asyncio.sleep(delay)
+        except ApiError as exc:
+            code = getattr(exc, "backend_code", "UNKNOWN")
+            raise
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
         finally:
             self.in_flight -= 1
+            metrics.BACKEND_CALLS.labels(self.name, method, code).inc()
+            metrics.BACKEND_DURATION.labels(self.name, method).observe(time.perf_counter() - started)
+            self.export_breaker()
+
+    def export_breaker(self) -> None:
+        """Write the breaker's state and trips to metrics when they changed (after each call,
+        and from the health monitor, so an open breaker turns half-open without traffic)."""
+        breaker = self.breaker
+        now = (breaker.opened, _BREAKER_STATES[breaker.state])
+        if now != self._exported:
+            if self._exported is None:
+                metrics.BREAKER_OPENED.labels(self.name)  # a series at 0 from the start, for rates
+            opened_before = self._exported[0] if self._exported else 0
+            if now[0] > opened_before:
+                metrics.BREAKER_OPENED.labels(self.name).inc(now[0] - opened_before)
+            metrics.BREAKER_STATE.labels(self.name).set(now[1])
+            self._exported = now
 
     def _retry_delay(self, retryable: bool, code: grpc.StatusCode, attempt: int, deadline: float) -> float | None:
         """The backoff before retry number `attempt`, or None when it must not be retried."""
@@ -92,16 +120,18 @@ class ServiceClient:
         delay = backoff(attempt, p.backoff_base, p.backoff_max)
         if time.monotonic() + delay >= deadline:  # no time left for another attempt
             return None
-        return delay if self.budget.withdraw() else None
+        allowed = self.budget.withdraw()
+        metrics.BACKEND_RETRIES.labels(self.name, "spent" if allowed else "denied").inc()
+        return delay if allowed else None
 
     async def _attempt(self, rpc: Callable, request: Any, deadline: float, metadata: tuple) -> Any:
         remaining = min(self.timeout, deadline - time.monotonic())
         if remaining <= 0:
-            raise BackendTimeout()
+            raise _coded(BackendTimeout(), "DEADLINE_EXCEEDED")
         try:
             probe = self.breaker.admit()
         except CircuitOpen as exc:
-            raise BackendUnavailable(headers={"Retry-After": exc.retry_after_header}) from None
+            raise _coded(BackendUnavailable(headers={"Retry-After": exc.retry_after_header}), "CIRCUIT_OPEN") from None
         try:
             result = await rpc(request, timeout=remaining, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
@@ -112,7 +142,7 @@ class ServiceClient:
             raise
         except grpc.aio.UsageError:  # our channel is closed: the worker is shutting down
             self.breaker.release(probe)
-            raise BackendUnavailable() from None
+            raise _coded(BackendUnavailable(), "UNAVAILABLE") from None
         except BaseException:  # cancelled by our client: no verdict on the backend
             self.breaker.release(probe)
             raise
@@ -130,6 +160,15 @@ class ServiceClient:
 
     async def close(self) -> None:
         await self.channel.close()
+
+
+_BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def _coded(error: ApiError, code: str) -> ApiError:
+    """`error`, marked with the outcome label its call is counted under."""
+    error.backend_code = code
+    return error
 
 
 class Backends:
@@ -164,8 +203,12 @@ class BoundService:
 
     def __getattr__(self, method: str) -> Callable[[Any], Any]:
         async def call(request: Any) -> Any:
-            metadata = self._ctx.grpc_metadata() + trace_metadata()
-            return await self._client.call(method, request, deadline=self._ctx.deadline, metadata=metadata)
+            client = self._client
+            with tracing.span(f"{client.name}/{method}", SpanKind.CLIENT,
+                              {"rpc.system": "grpc", "rpc.service": client.name, "rpc.method": method}):
+                # Inside the span: the backend's parent is this call, not the whole request.
+                metadata = self._ctx.grpc_metadata() + trace_metadata()
+                return await client.call(method, request, deadline=self._ctx.deadline, metadata=metadata)
 
         return call
 

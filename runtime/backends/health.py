@@ -47,6 +47,7 @@ class HealthMonitor:
         self.interval = interval
         self.timeout = min(timeout, interval)
         self.results: dict[str, Health] = {}
+        self.after_round: Callable[[dict[str, Health]], None] | None = None  # e.g. export to metrics
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -67,6 +68,8 @@ class HealthMonitor:
     async def check_all(self) -> None:
         results = await asyncio.gather(*(self._check(c) for c in self.checks.values()))
         self.results = dict(zip(self.checks, results))
+        if self.after_round is not None:
+            self.after_round(self.results)
 
     async def _run(self) -> None:
         while True:

@@ -28,6 +28,7 @@ from typing import NamedTuple, Sequence
 
 from valkey.exceptions import ValkeyError
 
+from runtime.observability import tracing
 from runtime.valkey_mux import ValkeyMux
 
 log = logging.getLogger("gateway.ratelimit")
@@ -142,6 +143,9 @@ class LocalLimiter:
         return Decision(allowed, tuple(Outcome(p, s[0], s[2], s[3], s[4]) for _, p, s in steps))
 
 
+_SPAN_ATTRIBUTES = {"db.system": "valkey", "db.operation": "EVALSHA"}
+
+
 class RateLimiter:
     """Checks (policy, key) pairs against Valkey in one round trip; falls back to local."""
 
@@ -155,7 +159,8 @@ class RateLimiter:
         args = [a for policy, _ in rules for a in policy.script_args]
         args.append(1 if commit else 0)
         try:
-            answer = await self.script(keys=[key for _, key in rules], args=args)
+            with tracing.span("valkey EVALSHA rate_limit", tracing.SpanKind.CLIENT, _SPAN_ATTRIBUTES):
+                answer = await self.script(keys=[key for _, key in rules], args=args)
         except (ValkeyError, OSError, asyncio.TimeoutError) as exc:
             if self.shared:
                 log.warning("rate limits counted per worker: valkey unavailable", extra={"error": str(exc)[:200]})

@@ -21,6 +21,7 @@ import falcon.asgi
 
 from runtime.endpoint import RegistryError, Route
 from runtime.errors import RateLimited
+from runtime.observability import metrics
 from runtime.security.ratelimit import Policy, headers
 
 if TYPE_CHECKING:
@@ -114,6 +115,8 @@ class RouteLimits:
         decision = await limiter.check([self._rule(p, ctx) for p in policies])
         answer = headers(decision)
         if not decision.allowed:
+            refused = next((o.policy.name for o in decision.outcomes if not o.allowed), policies[0].name)
+            metrics.RATE_LIMITED.labels(refused).inc()
             raise RateLimited(headers=answer)
         resp.set_headers(answer)
 

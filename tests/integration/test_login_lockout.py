@@ -27,7 +27,7 @@ def gateway(stack, tmp_path_factory):
                       ERP_SECURITY_LOGIN_FAILURES_LIMIT=str(BUDGET), ERP_SECURITY_LOGIN_FAILURES_WINDOW="15m",
                       ERP_REDIS_KEY_PREFIX=f"lockout-{uuid.uuid4().hex[:8]}:")
     with open(log, "wb") as sink:
-        process, url = start_gateway(env, stderr=sink)
+        process, url = start_gateway(env, stdout=sink)
     with httpx.Client(base_url=url, timeout=10) as client:
         yield client, log
     stop(process)
@@ -63,8 +63,9 @@ def test_failures_from_many_addresses_lock_the_account_alike_whether_it_exists_o
     events = [json.loads(line) for line in log.read_text().splitlines()
               if '"login.account_locked"' in line]
     assert len(events) == 2, events
-    assert all(e["security_event"] == "login.account_locked" and e["failures"] == BUDGET for e in events)
-    assert not any("@" in line for line in log.read_text().splitlines() if "security_event" in line)
+    assert all(e["gateway.security_event"] == "login.account_locked" and e["gateway.failures"] == BUDGET for e in events)
+    assert not any("@" in line.replace('"@timestamp"', "") for line in log.read_text().splitlines()
+                   if "security_event" in line)
 
 
 def test_the_per_address_login_limit_still_applies_first(stack):

@@ -32,7 +32,7 @@ def outage(stack, tmp_path_factory):
         processes.append(a)
         with open(log, "wb") as sink:
             b, url_b = start_gateway(granian_env(stack.environment(), **base,
-                                                 ERP_SECURITY_REVOCATION_UNAVAILABLE="fail_closed"), stderr=sink)
+                                                 ERP_SECURITY_REVOCATION_UNAVAILABLE="fail_closed"), stdout=sink)
         processes.append(b)
         with httpx.Client(base_url=url_a, timeout=10) as ca, httpx.Client(base_url=url_b, timeout=10) as cb:
             yield server, ca, cb, log

@@ -229,7 +229,7 @@ def test_section_validate_hook_cors_credentials_with_wildcard():
 @pytest.mark.parametrize("var, hint", [
     ("ERP_SERVER_PROT", "known keys in server: host, port,"),
     ("ERP_SERVERR_PORT", "known sections: server, redis,"),
-    ("ERP_LOGGING_ELASTICSEARCH", "known keys in logging: level, format, elasticsearch"),
+    ("ERP_LOGGING_ELASTICSEARCH", "known keys in logging: level, format, stream, elasticsearch"),
     ("ERP_GRPC_SERVICES", "known keys in grpc"),
     ("ERP_", "known sections"),
 ])
@@ -404,6 +404,7 @@ def test_pending_keys_are_reported_with_their_source(tmp_path):
                                                       f"file:{tmp_path / 'gw.yaml'}")
     assert pending["logging.elasticsearch.url"][1] == "default"  # a section's reason covers all its keys
     assert pending["redis.max_retries"][1] == "env:ERP_REDIS_MAX_RETRIES"
+    assert "logging.elasticsearch.url" not in pending  # log shipping is built
     # Keys that take effect are never listed.
     assert not {"server.max_body_bytes", "jwt.leeway", "redis.host", "cache.enabled", "kafka.enabled",
                 "kafka.brokers"} & set(pending)

@@ -1,0 +1,1 @@
+"""On-demand profiling (runtime.observability.profiling): off unless configured."""
