@@ -469,7 +469,21 @@ CACHE = Section("cache", {
                   "Named cache policies, referenced by routes as cache=\"name\"."),
 }, "Response cache.")
 
-SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS)
+GRAPHQL = Section("graphql", {
+    "enabled": F(Bool(), True, "Serve GraphQL at /graphql."),
+    "introspection": F(Bool(), True, "Answer __schema and __type queries (schema discovery by clients and tools)."),
+    "graphiql": F(Bool(), False, "Serve the GraphiQL IDE at GET /graphql to browsers (gw serve turns it on)."),
+    "graphiql_assets": F(Str(), "js/node_modules", "Where npm installed graphiql, react and react-dom (relative: to the project)."),
+    "max_document_bytes": F(Int(min=1), 16_384, "Largest query document accepted, before parsing."),
+    "max_tokens": F(Int(min=1), 2_000, "Most lexical tokens in a document; parsing stops past it."),
+    "max_depth": F(Int(min=1), 10, "Deepest nesting of fields in an operation."),
+    "max_aliases": F(Int(min=0), 30, "Most aliased fields in an operation."),
+    "max_complexity": F(Int(min=1), 5_000, "Highest cost: 1 per field, multiplied by the page size of the lists above it."),
+    "document_cache_size": F(Int(min=0), 500, "Parsed and validated documents kept per worker."),
+    "persisted_query_ttl": F(Duration(min=1), "24h", "How long an automatic persisted query stays registered."),
+}, "GraphQL at /graphql: limits checked before execution, document cache, GraphiQL.")
+
+SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, GRAPHQL)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc) for s in SECTIONS}, "Gateway configuration.", cls_name="Config")
 Config = _ROOT.cls

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class Context:
-    __slots__ = ("resources", "route", "request_id", "client_ip", "deadline", "principal", "body", "query", "_backends")
+    __slots__ = ("resources", "route", "request_id", "client_ip", "deadline", "principal", "body", "query", "loaders", "_backends")
 
     def __init__(self, resources: "Resources", route: "Route", request_id: str, client_ip: str) -> None:
         self.resources = resources
@@ -26,6 +26,7 @@ class Context:
         self.principal: Principal | None = None
         self.body: dict[str, Any] | None = None
         self.query: dict[str, Any] | None = None  # validated query parameters (route `query=`)
+        self.loaders: Any = None  # GraphQL: this request's DataLoaders (runtime.graphql.loaders)
         self._backends: BoundBackends | None = None
 
     @property

@@ -108,8 +108,9 @@ class Collection:
     def _record(self, data: Mapping[str, Any], **extra: Any) -> Message:
         return json_format.ParseDict({**data, **extra}, self.message())
 
-    async def list(self, ctx: Context) -> dict[str, Any]:
-        query = dict(ctx.query or {})
+    async def list(self, ctx: Context, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A page; `query`: validated list parameters (default: the route's, `ctx.query`)."""
+        query = dict((ctx.query or {}) if query is None else query)
         request = self._request(
             f"List{self._plural}",
             page_size=query.pop("page_size", DEFAULT_PAGE_SIZE),
@@ -126,20 +127,23 @@ class Collection:
     async def get(self, ctx: Context, id: str) -> dict[str, Any]:
         return to_dict(await self._call(ctx, f"Get{self.name}", self._request(f"Get{self.name}", id=id)))
 
-    async def create(self, ctx: Context) -> Reply:
+    async def create(self, ctx: Context, body: Mapping[str, Any] | None = None) -> Reply:
+        """`body`: the validated fields (default: the route's, `ctx.body`)."""
         one = self.name.lower()
+        body = ctx.body if body is None else body
         created = await self._call(
-            ctx, f"Create{self.name}", self._request(f"Create{self.name}", **{one: self._record(ctx.body)})
+            ctx, f"Create{self.name}", self._request(f"Create{self.name}", **{one: self._record(body)})
         )
         return Reply(to_dict(created), message=f"{self.name} created",
-                     headers={"Location": f"{ctx.route.path}/{created.id}"})
+                     headers={"Location": f"{ctx.route.path}/{created.id}"} if ctx.route else {})
 
-    async def update(self, ctx: Context, id: str) -> Reply:
+    async def update(self, ctx: Context, id: str, body: Mapping[str, Any] | None = None) -> Reply:
         one = self.name.lower()
+        body = ctx.body if body is None else body
         request = self._request(
             f"Update{self.name}",
-            **{one: self._record(ctx.body, id=id)},
-            update_mask=FieldMask(paths=sorted(ctx.body)),  # exactly the fields sent, even "" or 0
+            **{one: self._record(body, id=id)},
+            update_mask=FieldMask(paths=sorted(body)),  # exactly the fields sent, even "" or 0
         )
         updated = await self._call(ctx, f"Update{self.name}", request)
         return Reply(to_dict(updated), message=f"{self.name} updated")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+from proto.erp.auth.v1 import auth_pb2
 
 from runtime.auth.principal import SESSION_PREFIX
 from runtime.errors import ApiError
@@ -31,3 +34,19 @@ async def revoke_replayed_session(ctx: Any, error: ApiError) -> None:
     if len(told) == 2:
         session_id, until = told
         await ctx.resources.revocations.revoke(SESSION_PREFIX + session_id, float(until))
+
+
+async def end_session(ctx: Any, refresh_token: str = "") -> None:
+    """Logout: revoke this access token and every other of its session on every instance,
+    then the session's refresh-token family at the auth service (REST and GraphQL)."""
+    principal = ctx.principal
+    revocations = ctx.resources.revocations
+    await revocations.revoke(principal.token_id, principal.expires_at)
+    if principal.session_id:
+        # Other access tokens of this session (minted by earlier refreshes) live at most one
+        # token lifetime from now; the auth service mints no new ones once the family is revoked.
+        session_id = principal.revocation_ids[1]
+        await revocations.revoke(session_id, time.time() + (principal.expires_at - principal.issued_at))
+    await ctx.backends.auth.RevokeToken(
+        auth_pb2.RevokeTokenRequest(refresh_token=refresh_token, session_id=principal.session_id)
+    )

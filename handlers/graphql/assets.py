@@ -1,0 +1,8 @@
+from runtime import endpoint
+from runtime.graphql.graphiql import asset
+
+
+@endpoint("GET", "/graphql/assets/{name}", auth=False, tags=("graphql",))
+async def graphiql_asset(req, ctx, name):
+    """GraphiQL's scripts and styles, from the npm-installed packages (no CDN at run time)."""
+    return asset(ctx, name)

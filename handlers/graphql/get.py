@@ -1,0 +1,12 @@
+from handlers.graphql import GRAPHQL
+from runtime import endpoint
+from runtime.graphql.graphiql import wants_graphiql
+
+
+@endpoint("GET", "/graphql", auth=False, rate_limit=False, tags=("graphql",))
+async def graphql_get(req, ctx):
+    """GraphQL queries (not mutations) over GET; GraphiQL for browsers when enabled."""
+    page = wants_graphiql(req, ctx)
+    if page is not None:
+        return page
+    return await GRAPHQL.handle(req, ctx)
