@@ -108,6 +108,8 @@ def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, c
         env = {**os.environ, **stack.environment(), "ERP_SERVER_PORT": str(port), "ERP_SERVER_WORKERS": str(workers)}
         if config_path:
             env["CONFIG_FILE"] = str(Path(config_path).resolve())
+        else:  # a local run is for exploring: GraphiQL on (production config leaves it off)
+            env.setdefault("ERP_GRAPHQL_GRAPHIQL", "true")
         gateway = spawn(granian_command(host, port, workers), env=env)
         try:
             from emulator.ports import wait_for_http
@@ -118,6 +120,7 @@ def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, c
                 return 1
             click.echo(f"gateway     http://{shown}:{port}  ({workers} worker{'s' * (workers > 1)}, Granian)")
             click.echo(f"  health    http://{shown}:{port}/health    ready: http://{shown}:{port}/ready")
+            click.echo(f"  graphql   http://{shown}:{port}/graphql   (GraphiQL in a browser when graphql.graphiql is on)")
             _print_stack(stack)
             _print_faults(faults)
             _print_demo_users()
