@@ -17,6 +17,7 @@ import orjson
 from runtime.config import Config
 from runtime.errors import Forbidden
 from runtime.observability.logs import configure_logging
+from runtime.realtime import shutdown
 from runtime.request_id import request_id
 from runtime.resources import Resources
 from runtime.security.client_ip import ClientIp
@@ -46,8 +47,14 @@ class GatewayMiddleware:
         configure_logging(self.config.logging.level, self.config.logging.format)
         self.state.resources = Resources(self.config)
         await self.state.resources.start()
+        if getattr(self.state, "realtime", None) is not None:
+            self.state.realtime.start(self.state.resources)
+            shutdown.install(self.state.realtime.close_all)
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
+        if getattr(self.state, "realtime", None) is not None:
+            # Sockets first, with 1001: clients reconnect to another instance and resume.
+            await self.state.realtime.close_all()
         if self.state.resources is not None:
             await self.state.resources.close()
             self.state.resources = None

@@ -16,6 +16,7 @@ from runtime.backends.health import HealthMonitor, grpc_health_check
 from runtime.cache import Cache
 from runtime.config import Config
 from runtime.rbac import Policy
+from runtime.realtime.hub import Hub
 from runtime.security.ratelimit import RateLimiter
 from runtime.valkey_mux import ValkeyMux
 
@@ -64,14 +65,18 @@ class Resources:
         self.policy = Policy(config.rbac.roles)
         self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
         self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
+        # Realtime fan-out: one Valkey subscription for the worker, whatever its sockets.
+        self.realtime = Hub(self.valkey, r.key_prefix, config.realtime, self.policy)
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""
         await self.health.start()
         self.jwks.start()
         self.revocations.start()
+        self.realtime.start()
 
     async def close(self) -> None:
+        await self.realtime.close()
         await self.revocations.close()
         await self.jwks.close()
         await self.health.stop()
