@@ -1,6 +1,6 @@
 // Drives the GraphiQL page of the gateway in a running headless Chromium over the DevTools
-// protocol, as a person would: put a token in the Headers tab (GraphiQL keeps it in
-// localStorage), type `{ me { email } }`, press the run button, read the result pane.
+// protocol, as a person would: put a token in the Headers tab, type `{ me { email } }` in
+// the query editor, press the run button, read the result pane.
 // Usage: node js/graphiql_me.mjs DEVTOOLS_PORT GATEWAY_URL TOKEN  -> prints the result text
 import WebSocket from 'ws';
 
@@ -37,14 +37,12 @@ const until = async (expression, what, ms = 30000) => {
 await send('Page.enable');
 await send('Runtime.enable');
 await send('Page.navigate', { url: `${gateway}/graphql` });
-await until(`document.location.href.startsWith(${JSON.stringify(gateway)}) && !!document.querySelector('.graphiql-execute-button')`, 'GraphiQL to render');
-// What GraphiQL restores from its storage on load: the query editor and the Headers tab.
+const QUERY = `document.querySelector('.graphiql-query-editor .CodeMirror')`;
+const HEADERS = `document.querySelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror')`;
+await until(`!!(${QUERY} && ${HEADERS} && document.querySelector('.graphiql-execute-button'))`, 'GraphiQL to render');
+// Type into the editors (CodeMirror's own API, so GraphiQL sees ordinary edits), then run.
 const headers = JSON.stringify({ Authorization: `Bearer ${token}` }, null, 2);
-await evaluate(`localStorage.setItem('graphiql:query', '{ me { email } }');
-  localStorage.setItem('graphiql:headers', ${JSON.stringify(headers)}); true`);
-await send('Page.reload');
-await sleep(200);
-await until(`!!document.querySelector('.graphiql-execute-button')`, 'GraphiQL to render again');
+await evaluate(`${QUERY}.CodeMirror.setValue('{ me { email } }'); ${HEADERS}.CodeMirror.setValue(${JSON.stringify(headers)}); true`);
 await evaluate(`document.querySelector('.graphiql-execute-button').click(); true`);
 const text = await until(`(() => { const r = document.querySelector('.result-window'); return r && r.innerText.includes('"email"') ? r.innerText : ''; })()`, 'the result');
 console.log(text);

@@ -42,6 +42,9 @@ class Route:
     # What `data` holds, for /openapi.json: a protobuf message class, a runtime.rest.Page of
     # one, or a JSON Schema dict; None: undocumented.
     response: Any = None
+    # Also accepts WebSocket upgrades at this path: `async fn(scope, receive, send, resources,
+    # route)`, raw ASGI (GraphQL subscriptions on /graphql).
+    websocket: Any = None
 
     @property
     def name(self) -> str:
@@ -69,6 +72,7 @@ def endpoint(
     query: Body | None = None,
     etag: bool = False,
     response: Any = None,
+    websocket: Any = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a handler: `async def fn(req, ctx, **path_params) -> data`."""
     method = method.upper()
@@ -108,6 +112,7 @@ def endpoint(
             query=query,
             etag=etag,
             response=response,
+            websocket=websocket,
         )
         return fn
 

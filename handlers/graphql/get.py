@@ -3,7 +3,8 @@ from runtime import endpoint
 from runtime.graphql.graphiql import wants_graphiql
 
 
-@endpoint("GET", "/graphql", auth=False, rate_limit=False, tags=("graphql",))
+# WebSocket upgrades at /graphql are GraphQL subscriptions (graphql-transport-ws).
+@endpoint("GET", "/graphql", auth=False, rate_limit=False, tags=("graphql",), websocket=GRAPHQL.websocket)
 async def graphql_get(req, ctx):
     """GraphQL queries (not mutations) over GET; GraphiQL for browsers when enabled."""
     page = wants_graphiql(req, ctx)

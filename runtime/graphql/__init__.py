@@ -2,6 +2,6 @@
 fields are resolved by small functions under handlers/graphql/resolvers/, executed with the
 same principal, RBAC, tenancy, backends and cache as REST."""
 
-from runtime.graphql.registry import resolver
+from runtime.graphql.registry import resolver, subscriber
 
-__all__ = ["resolver"]
+__all__ = ["resolver", "subscriber"]

@@ -27,6 +27,18 @@ def resolver(type_name: str, field_name: str) -> Callable[[Resolver], Resolver]:
     return register
 
 
+def subscriber(type_name: str, field_name: str) -> Callable[[Resolver], Resolver]:
+    """A Subscription field's source: `fn(ctx, parent, **args)` returns an async iterator
+    whose items each become one result (graphql-core's `subscribe`)."""
+
+    def register(fn: Resolver) -> Resolver:
+        fn.__resolves__ = (type_name, field_name)  # type: ignore[attr-defined]
+        fn.__subscribes__ = True  # type: ignore[attr-defined]
+        return fn
+
+    return register
+
+
 def discover(package: str) -> dict[tuple[str, str], Resolver]:
     root = importlib.import_module(package)
     modules = [root] + [importlib.import_module(i.name)

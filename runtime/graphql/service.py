@@ -169,7 +169,7 @@ class GraphQLService:
             raise _bad("variables must be an object or null")
         if extensions is not None and not isinstance(extensions, dict):
             raise _bad("extensions must be an object or null")
-        query = await self._persisted(query, extensions, worker)
+        query = await self.persisted_query(query, extensions, worker)
         too_large = worker.documents.too_large(query)
         if too_large:
             raise RequestError(400, [too_large])
@@ -191,7 +191,10 @@ class GraphQLService:
         if over:
             raise RequestError(400, over)
         if kind == OperationType.MUTATION:
-            self._check_operation(ctx, operation, prepared)
+            try:
+                self.check_operation(ctx, operation, prepared)
+            except ApiError as error:
+                raise RequestError(error.status, [from_api_error(error)]) from None
         ctx.loaders = Loaders(ctx)
         result = execute(self.schema.schema, prepared.document, context_value=ctx,
                          variable_values=variables, operation_name=name)
@@ -199,7 +202,7 @@ class GraphQLService:
             result = await result
         return self._response(result, ctx)
 
-    async def _persisted(self, query: str | None, extensions: dict[str, Any] | None, worker: _Worker) -> str:
+    async def persisted_query(self, query: str | None, extensions: dict[str, Any] | None, worker: _Worker) -> str:
         persisted = (extensions or {}).get("persistedQuery")
         if persisted is None:
             if query is None:
@@ -218,15 +221,19 @@ class GraphQLService:
         await worker.persisted.register(sha, query)
         return query
 
-    def _check_operation(self, ctx: Any, operation: Any, prepared: Prepared) -> None:
-        """A mutation runs whole or not at all: every root field's permission, before any runs."""
-        try:
-            for field in _root_fields(operation.selection_set, prepared.fragments):
-                rule = self.schema.rule("Mutation", field)
-                if rule is not None:
-                    check_access(ctx, rule)
-        except ApiError as error:
-            raise RequestError(error.status, [from_api_error(error)]) from None
+    def check_operation(self, ctx: Any, operation: Any, prepared: Prepared) -> None:
+        """A mutation runs whole or not at all: every root field's permission, before any
+        runs (raises the ApiError of the first refused field)."""
+        for field in _root_fields(operation.selection_set, prepared.fragments):
+            rule = self.schema.rule("Mutation", field)
+            if rule is not None:
+                check_access(ctx, rule)
+
+    async def websocket(self, scope: dict, receive: Any, send: Any, resources: Any, route: Any) -> None:
+        """Subscriptions (and queries) over graphql-transport-ws: runtime.graphql.subscriptions."""
+        from runtime.graphql.subscriptions import serve
+
+        await serve(self, scope, receive, send, resources, route)
 
     def _response(self, result: ExecutionResult, ctx: Any) -> dict[str, Any]:
         errors = [format_error(e, ctx.request_id) for e in result.errors or ()]
