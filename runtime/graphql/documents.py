@@ -38,6 +38,7 @@ class Prepared:
     errors: list[dict[str, Any]] | None = None
     operations: dict[str | None, OperationDefinitionNode] = field(default_factory=dict)
     fragments: dict[str, FragmentDefinitionNode] = field(default_factory=dict)
+    costs: dict[str | None, Any] = field(default_factory=dict)  # of operations without variables
 
     def operation(self, name: str | None) -> OperationDefinitionNode | None:
         if name is None and len(self.operations) == 1:

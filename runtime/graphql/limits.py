@@ -87,6 +87,18 @@ def measure(schema: GraphQLSchema, operation: OperationDefinitionNode,
     return Cost(depth, aliases, complexity)
 
 
+def cost_of(schema: GraphQLSchema, prepared: Any, operation: OperationDefinitionNode,
+            variables: Mapping[str, Any] | None) -> Cost:
+    """`measure`, kept on the cached document when no variable can change the answer."""
+    if operation.variable_definitions:
+        return measure(schema, operation, prepared.fragments, variables)
+    key = operation.name.value if operation.name else None
+    cost = prepared.costs.get(key)
+    if cost is None:
+        cost = prepared.costs[key] = measure(schema, operation, prepared.fragments, None)
+    return cost
+
+
 def check(cost: Cost, config: Any) -> list[dict[str, Any]]:
     """Request errors for every limit the operation goes over (none: it may run)."""
     found = []

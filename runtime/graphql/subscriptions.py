@@ -31,6 +31,7 @@ from runtime.auth.tokens import bearer_token
 from runtime.graphql import limits
 from runtime.graphql.errors import format_error, from_api_error, request_error
 from runtime.graphql.loaders import Loaders
+from runtime.graphql.service import is_awaitable
 from runtime.request_id import request_id
 
 log = logging.getLogger("gateway.graphql")
@@ -181,7 +182,7 @@ class _Session:
             args = dict(context_value=ctx, variable_values=payload.get("variables"),
                         operation_name=payload.get("operationName"))
             if operation.operation != OperationType.SUBSCRIPTION:
-                result = execute(schema, prepared.document, **args)
+                result = execute(schema, prepared.document, **args, is_awaitable=is_awaitable)
                 if inspect.isawaitable(result):
                     result = await result
                 await self.send({"type": "next", "id": id_, "payload": _formatted(result, ctx)})
@@ -225,7 +226,7 @@ class _Session:
         operation = prepared.operation(payload.get("operationName"))
         if operation is None:
             return None, None, [request_error("Unknown operation, or several without operationName", "BAD_REQUEST")]
-        over = limits.check(limits.measure(self.service.schema.schema, operation, prepared.fragments,
+        over = limits.check(limits.cost_of(self.service.schema.schema, prepared, operation,
                                            payload.get("variables")), worker.config)
         if over:
             return None, None, over
