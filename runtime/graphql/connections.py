@@ -18,6 +18,12 @@ from runtime.errors import ValidationFailed
 from runtime.rest import MAX_PAGE_SIZE, Collection
 
 
+def taken(ctx: Any, policy: str, resource: str) -> Any:
+    from runtime.graphql.service import taken as _taken  # the service imports this module
+
+    return _taken(ctx, policy, resource)
+
+
 def encode_cursor(page_token: str, index: int) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([page_token, index])).decode().rstrip("=")
 
@@ -37,6 +43,9 @@ async def cached(ctx: Any, policy: str | None, resource: str, load: Any) -> Any:
     cache = ctx.resources.cache
     if policy is None or cache is None or ctx.principal is None:
         return await load()
+    ahead = taken(ctx, policy, resource)
+    if ahead is not None:  # read together with the rate limit (runtime.graphql.service._Limit)
+        return ahead
     data, _hit = await cache.fetch(ctx, policy, resource, load)
     return data
 

@@ -27,7 +27,7 @@ import orjson
 from graphql import ExecutionResult, execute
 from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationType
 
-from runtime.errors import ApiError
+from runtime.errors import ApiError, RateLimited
 from runtime.graphql import limits
 from runtime.graphql.documents import Documents, PersistedQueries, Prepared
 from runtime.graphql.errors import (
@@ -131,21 +131,23 @@ class GraphQLService:
             if not worker.config.enabled:
                 raise RequestError(404, [request_error("GraphQL is switched off (graphql.enabled)", "NOT_FOUND")],
                                    always=True)
-            await self._admit(req, headers, ctx, worker)
-            params = await self._params(req, ctx)
-            result = await self._run(req.method, params, ctx, worker)
+            await self._authenticate(req, ctx)
+            limit = _Limit(worker.route_limits(ctx.route, ctx.resources.config), headers, ctx)
+            try:
+                params = await self._params(req, ctx)
+                result = await self._run(req.method, params, ctx, worker, limit)
+            except RequestError:
+                await limit.enforce()  # a refusal of the request still counts, and 429 comes first
+                raise
         except RequestError as stop:
             status = stop.status if (media == GRAPHQL_RESPONSE or stop.always) else 200
             return _reply(media, status, {"errors": stop.errors}, {**headers, **stop.headers})
         return _reply(media, 200, result, headers)
 
-    async def _admit(self, req: falcon.asgi.Request, headers: "_Headers", ctx: Any, worker: _Worker) -> None:
+    async def _authenticate(self, req: falcon.asgi.Request, ctx: Any) -> None:
         try:
             if req.get_header("Authorization") is not None:
                 await authenticate(req, ctx)
-            route_limits = worker.route_limits(ctx.route, ctx.resources.config)
-            if route_limits is not None:
-                await route_limits.enforce(headers, ctx)
         except ApiError as error:
             raise RequestError(error.status, [from_api_error(error)], error.headers, always=True) from None
 
@@ -169,7 +171,8 @@ class GraphQLService:
             params[name] = value
         return params
 
-    async def _run(self, method: str, params: dict[str, Any], ctx: Any, worker: _Worker) -> dict[str, Any]:
+    async def _run(self, method: str, params: dict[str, Any], ctx: Any, worker: _Worker,
+                   limit: "_Limit") -> dict[str, Any]:
         query, name = params.get("query"), params.get("operationName")
         variables, extensions = params.get("variables"), params.get("extensions")
         if query is not None and not isinstance(query, str):
@@ -207,6 +210,11 @@ class GraphQLService:
             except ApiError as error:
                 raise RequestError(error.status, [from_api_error(error)]) from None
         ctx.loaders = Loaders(ctx)
+        ahead = self._read_ahead(ctx, operation) if kind == OperationType.QUERY else None
+        if ahead is not None:
+            await limit.with_read(*ahead)
+        else:
+            await limit.enforce()
         result = execute(self.schema.schema, prepared.document, context_value=ctx,
                          variable_values=variables, operation_name=name, is_awaitable=is_awaitable)
         if inspect.isawaitable(result):
@@ -231,6 +239,21 @@ class GraphQLService:
             raise _bad("provided sha does not match query")
         await worker.persisted.register(sha, query)
         return query
+
+    def _read_ahead(self, ctx: Any, operation: Any) -> tuple[str, str, Any] | None:
+        """(cache policy, resource, load) of the first root field that declares its cache read
+        (`@resolver(..., read_ahead=)`), when that read is sure to happen: a plain field, no
+        arguments, no @skip/@include, in an operation of fields only."""
+        if ctx.principal is None or ctx.resources.cache is None:
+            return None
+        for selection in operation.selection_set.selections:
+            if not isinstance(selection, FieldNode):
+                return None
+        for selection in operation.selection_set.selections:
+            plan = self.schema.read_ahead.get(selection.name.value)
+            if plan is not None and not selection.arguments and not selection.directives:
+                return plan(ctx)
+        return None
 
     def check_operation(self, ctx: Any, operation: Any, prepared: Prepared) -> None:
         """A mutation runs whole or not at all: every root field's permission, before any
@@ -268,6 +291,54 @@ def _root_fields(selection_set: Any, fragments: Mapping[str, Any], seen: frozens
             if fragment is not None:
                 names += _root_fields(fragment.selection_set, fragments, seen | {selection.name.value})
     return names
+
+
+class _Limit:
+    """The request's rate-limit check, run exactly once: on its own, or sent together with the
+    operation's first cache read (one Valkey round trip for both, as REST's cached reads do:
+    runtime/pipeline.py). The read's answer is left for its resolver in `ctx.loaders.memo`."""
+
+    def __init__(self, limits: RouteLimits | None, headers: "_Headers", ctx: Any) -> None:
+        self.limits, self.headers, self.ctx, self.done = limits, headers, ctx, limits is None
+
+    async def enforce(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            await self.limits.enforce(self.headers, self.ctx)
+        except ApiError as error:
+            raise RequestError(error.status, [from_api_error(error)], error.headers, always=True) from None
+
+    async def with_read(self, policy: str, resource: str, load: Any) -> None:
+        if self.done:
+            return
+        self.done = True
+        ctx = self.ctx
+        try:
+            outcome = (await ctx.resources.cache.fetch(ctx, policy, resource, load,
+                                                       self.limits.enforce(self.headers, ctx)))[0]
+        except RateLimited as error:
+            raise RequestError(error.status, [from_api_error(error)], error.headers, always=True) from None
+        except Exception as error:  # the load failed: its field reports it, the rest still runs
+            outcome = _Failed(error)
+        ctx.loaders.memo[("cache", policy, resource)] = outcome
+
+
+class _Failed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def taken(ctx: Any, policy: str, resource: str) -> Any:
+    """What a read-ahead left for this resolver (raising what its load raised), or None."""
+    memo = ctx.loaders.memo if ctx.loaders is not None else None
+    if not memo:
+        return None
+    outcome = memo.pop(("cache", policy, resource), None)
+    if isinstance(outcome, _Failed):
+        raise outcome.error
+    return outcome
 
 
 class _Headers(dict):
