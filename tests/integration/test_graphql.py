@@ -273,3 +273,34 @@ def test_automatic_persisted_queries(http, tokens):
 def test_introspection_is_on_by_default(http):
     answer = gql(http, "{ __schema { queryType { name } } }")
     assert answer.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+@pytest.fixture(scope="module")
+def limited(stack):
+    """A gateway with a user budget of 4 requests and a login budget of 2 per email and IP."""
+    from emulator.processes import stop
+    from tests.support import granian_env, start_gateway
+
+    process, url = start_gateway(granian_env(stack.environment(), ERP_RATE_LIMITS_POLICIES_USER_LIMIT="4",
+                                             ERP_RATE_LIMITS_POLICIES_LOGIN_LIMIT="2"))
+    yield url
+    stop(process)
+
+
+def test_the_rate_limits_of_rest_apply(limited):
+    import httpx
+
+    with httpx.Client(base_url=limited, timeout=10) as http:
+        token = login(http, "manager@acme.example")["access_token"]
+        # The budget counts every request, a refused one too, whether or not it reads the cache.
+        answers = [gql(http, "{ me { email } }", token), gql(http, "{ me { nope } }", token),
+                   gql(http, "{ departments(first: 1) { totalCount } }", token), gql(http, "{ me { email } }", token),
+                   gql(http, "{ me { email } }", token)]
+        assert [a.status_code for a in answers] == [200, 400, 200, 200, 429]
+        assert answers[0].headers["ratelimit-limit"] == "4" and answers[3].headers["ratelimit-remaining"] == "0"
+        assert codes(answers[4]) == ["RATE_LIMITED"] and int(answers[4].headers["retry-after"]) > 0
+        assert "data" not in answers[4].json()
+        # Signing in through GraphQL counts against the same per-email login budget as REST.
+        mutation = 'mutation { login(email: "viewer@acme.example", password: "wrong-password") { accessToken } }'
+        tries = [codes(gql(http, mutation)) for _ in range(3)]
+        assert tries == [["UNAUTHENTICATED"], ["UNAUTHENTICATED"], ["RATE_LIMITED"]]
