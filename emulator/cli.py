@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 import orjson
 
-from runtime.config import Config, ConfigError, describe, load_config
+from runtime.config import Config, ConfigError, describe, load_config, pending_keys
 
 
 def _load(config_path: str | None, env: dict[str, str] | None = None) -> Config:
@@ -296,10 +296,14 @@ def rotate_key(config_path: str | None) -> None:
 @config_option
 def show_config(config_path: str | None) -> None:
     """Show the effective configuration, secrets masked, with where each value came from."""
-    rows = describe(_load(config_path))
+    config = _load(config_path)
+    rows = describe(config)
+    pending = {key: why for key, why, _ in pending_keys(config)}
     width = max(len(key) for key, _, _ in rows)
     for key, value, source in rows:
-        click.echo(f"{key.ljust(width)}  {value}  ({source})")
+        # Map entries (grpc.services.auth) are described under their map's key.
+        why = pending.get(key) or pending.get(key.rpartition(".")[0], "")
+        click.echo(f"{key.ljust(width)}  {value}  ({source})" + (f"  [{why}]" if why else ""))
 
 
 @main.command()

@@ -6,7 +6,11 @@ validates every value against its kind and returns frozen dataclasses. Every
 failure is a one-line ``ConfigError`` naming the key, the value, what was expected
 and where the value came from, so start-up stops with something actionable.
 
-Adding a section: declare a ``Section`` below and append it to ``SECTIONS``.
+Adding a section: declare a ``Section`` below and append it to ``SECTIONS``. A key that
+is accepted but not acted on yet says so (``F(..., pending="why")``, or on a whole
+section): ``gw config`` marks it and start-up logs it, so it is never shown as if it worked.
+Defaults that depend on the backend domains (``grpc.services``, ``cache.policies``) come
+from their declarations next to the handlers (runtime.domains).
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from runtime.rbac import DEFAULT_ROLES, check_roles, is_required_permission
+from proto.erp.auth.v1.contract import ROLES as ROLE_CATALOGUE
+from runtime.rbac import check_roles, is_required_permission
 
 __all__ = [
-    "load_config", "Config", "ConfigError", "describe", "NON_CONFIG_ENV",
+    "load_config", "Config", "ConfigError", "describe", "pending_keys", "NON_CONFIG_ENV",
     "F", "Section", "SectionMap", "Str", "Int", "Float", "Bool", "Duration", "Enum",
     "List", "Map", "REQUIRED", "parse_duration", "format_duration",
 ]
@@ -237,21 +242,30 @@ class List(Kind):
 
 
 class Map(Kind):
-    """name -> value (read-only dict). Env sets one entry: ERP_<SECTION>_<MAP>_<NAME>."""
+    """name -> value (read-only dict). Env sets one entry: ERP_<SECTION>_<MAP>_<NAME>.
+    ``keys``, when given, is the tuple of allowed names or a function returning it."""
 
-    def __init__(self, value: Kind | None = None, keys: tuple[str, ...] | None = None):
-        self.value, self.keys = value or Str(), keys
+    def __init__(self, value: Kind | None = None,
+                 keys: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None):
+        self.value, self._keys = value or Str(), keys
         self.expected = f"a mapping of name to {self.value.expected}"
+
+    @property
+    def keys(self) -> tuple[str, ...] | None:
+        return self._keys() if callable(self._keys) else self._keys
 
 
 @dataclasses.dataclass(frozen=True)
 class F:
-    """One field: kind, default (raw form is fine, it is parsed too), doc, secret."""
+    """One field: kind, default (raw form is fine, it is parsed too; a function is called
+    at load time), doc, secret, and ``pending``: why the key is accepted but not acted on
+    yet (empty when it takes effect)."""
 
     kind: Any
     default: Any = REQUIRED
     doc: str = ""
     secret: bool = False
+    pending: str = ""
 
 
 class Section:
@@ -262,8 +276,10 @@ class Section:
     expected = "a mapping"
 
     def __init__(self, name: str, fields: Mapping[str, F], doc: str = "",
-                 validate: Callable[[Any], None] | None = None, cls_name: str | None = None):
+                 validate: Callable[[Any], None] | None = None, cls_name: str | None = None,
+                 pending: str = ""):
         self.name, self.fields, self.doc, self.validate = name, dict(fields), doc, validate
+        self.pending = pending  # why the whole section is accepted but not acted on yet
         cls_name = cls_name or "".join(p.title() for p in name.split("_")) + "Config"
         self.cls = dataclasses.make_dataclass(cls_name, [(n, Any) for n in self.fields], frozen=True)
         self.cls.__doc__ = doc or None
@@ -318,13 +334,28 @@ def _check_cors(c: Any) -> None:
 
 # ---------------------------------------------------------------------- schema
 
+# Defaults declared by each backend domain next to its handlers (runtime.domains); imported
+# when a configuration is loaded, not when this module is, so the handlers can import runtime.
+def _domain_cache_policies() -> dict[str, Any]:
+    from runtime.domains import declared
+    return {name: dict(p) for d in declared().values() for name, p in d.cache_policies.items()}
+
+
+def _domain_services() -> dict[str, str]:
+    from runtime.domains import declared
+    return {d.service: d.address for d in declared().values()}
+
+
+_NOT_BUILT = "not acted on yet"
+_GRANIAN = "not acted on yet: Granian's own --host/--port/--workers decide"
+
 SERVER = Section("server", {
-    "host": F(Str(), "0.0.0.0", "Listen address."),
-    "port": F(Int(1, 65535), 8080, "Listen port."),
-    "read_timeout": F(Duration(min=0.001), "30s", "Time allowed to read a request."),
-    "write_timeout": F(Duration(min=0.001), "30s", "Time allowed to write a response."),
-    "shutdown_timeout": F(Duration(), "10s", "Grace period for in-flight requests on stop."),
-    "workers": F(Int(1, 64), 1, "Worker processes."),
+    "host": F(Str(), "0.0.0.0", "Listen address.", pending=_GRANIAN),
+    "port": F(Int(1, 65535), 8080, "Listen port.", pending=_GRANIAN),
+    "read_timeout": F(Duration(min=0.001), "30s", "Time allowed to read a request.", pending=_NOT_BUILT),
+    "write_timeout": F(Duration(min=0.001), "30s", "Time allowed to write a response.", pending=_NOT_BUILT),
+    "shutdown_timeout": F(Duration(), "10s", "Grace period for in-flight requests on stop.", pending=_NOT_BUILT),
+    "workers": F(Int(1, 64), 1, "Worker processes.", pending=_GRANIAN),
     "max_body_bytes": F(Int(min=1), 1_048_576, "Largest accepted request body."),
     "request_timeout": F(Duration(min=0.001), "30s", "Per-request budget across all backend calls."),
     "trusted_proxies": F(List(Str(_ip_or_cidr, "an IP address or CIDR")), [],
@@ -339,7 +370,7 @@ REDIS = Section("redis", {
     "db": F(Int(min=0), 0, "Database number."),
     "pool_size": F(Int(min=1), 10, "Connection pool size."),
     "connections": F(Int(1, 16), 1, "Multiplexed connections per worker for rate limits and the cache."),
-    "max_retries": F(Int(min=0), 3, "Retries per command."),
+    "max_retries": F(Int(min=0), 3, "Retries per command.", pending=_NOT_BUILT),
     "key_prefix": F(Str(), "erp:gw:", "Prefix of every key the gateway writes."),
     "timeout": F(Duration(min=0.001), "1s", "Per-command timeout."),
 }, "Shared state: revocation, rate limits, sessions.")
@@ -350,7 +381,7 @@ KAFKA = Section("kafka", {
     "retry_max": F(Int(min=0), 3, "Publish retries."),
     "batch_size": F(Int(min=1), 100, "Events per batch."),
     "enabled": F(Bool(), False, "Publish events at all."),
-}, "Event publishing.")
+}, "Event publishing.", pending="not acted on yet: event publishing is not built")
 
 def _check_backoff(c: Any) -> None:
     if c.backoff_base > c.backoff_max:
@@ -371,10 +402,8 @@ GRPC_BREAKER = Section("grpc_breaker", {
 }, "Circuit breaker per backend.")
 
 GRPC = Section("grpc", {
-    "services": F(Map(HOST_PORT, keys=("auth", "crm", "hrm", "finance")), {
-        "auth": "localhost:50051", "crm": "localhost:50052",
-        "hrm": "localhost:50053", "finance": "localhost:50054",
-    }, "Backend service addresses."),
+    "services": F(Map(HOST_PORT, keys=lambda: tuple(_domain_services())), _domain_services,
+                  "Backend service addresses (one per domain declared under handlers/)."),
     "timeout": F(Duration(min=0.001), "30s", "Default per-call deadline."),
     "max_retry": F(Int(min=0), 3, "Retries of idempotent calls."),
     "retry": F(GRPC_RETRY, doc="Retry budget and backoff."),
@@ -403,7 +432,7 @@ ELASTICSEARCH = Section("elasticsearch", {
 LOGGING = Section("logging", {
     "level": F(Enum("debug", "info", "warning", "error"), "info", "Minimum level."),
     "format": F(Enum("json", "text"), "json", "Line format on stderr."),
-    "elasticsearch": F(ELASTICSEARCH, doc="Log shipping."),
+    "elasticsearch": F(ELASTICSEARCH, doc="Log shipping.", pending="not acted on yet: log shipping is not built"),
 }, "Logging.")
 
 CORS = Section("cors", {
@@ -417,12 +446,21 @@ CORS = Section("cors", {
     "max_age": F(Duration(), "10m", "How long browsers cache a preflight."),
 }, "Cross-origin requests.", validate=_check_cors)
 
+def _check_rate_limit_policy(p: Any) -> None:
+    # The limiter counts in microseconds: each request adds window/limit to the policy's
+    # arrival time, so that must be at least 1 µs or it rounds to nothing (no limit at all).
+    if p.window * 1_000_000 / p.limit < 1:
+        most = int(p.window * 1_000_000)
+        raise ValueError(f"limit: {p.limit} per {format_duration(p.window)} is more than one request per "
+                         f"microsecond (expected at most {most} per {format_duration(p.window)})")
+
+
 RATE_LIMIT_POLICY = Section("rate_limit_policy", {
     "limit": F(Int(min=1), REQUIRED, "Requests allowed per window."),
     "window": F(Duration(min=0.001), "1m", "The window the limit applies to."),
     "key": F(Enum("user", "ip", "email_ip"), "ip",
              "What is counted: the signed-in user, the client IP, or the login email with the client IP."),
-})
+}, validate=_check_rate_limit_policy)
 
 
 def _check_rate_limits(c: Any) -> None:
@@ -450,7 +488,7 @@ ROLE = Section("role", {
 })
 
 RBAC = Section("rbac", {
-    "roles": F(SectionMap(ROLE), DEFAULT_ROLES, "The role hierarchy and its grants."),
+    "roles": F(SectionMap(ROLE), ROLE_CATALOGUE, "The role hierarchy and its grants (default: the auth contract's catalogue)."),
 }, "Hierarchical role-based access control.", validate=lambda c: check_roles(c.roles))
 
 CACHE_POLICY = Section("cache_policy", {
@@ -458,15 +496,10 @@ CACHE_POLICY = Section("cache_policy", {
     "scope": F(Enum("organization", "user"), "organization", "Whose entry: the caller's organization or the caller."),
 })
 
-_DOMAIN_POLICIES = ("crm_customers", "crm_contacts", "crm_deals", "hrm_employees", "hrm_departments",
-                    "finance_accounts", "finance_invoices", "finance_payments")
-
 CACHE = Section("cache", {
     "enabled": F(Bool(), True, "Cache-aside in Valkey for routes that declare a cache policy."),
-    "policies": F(SectionMap(CACHE_POLICY),
-                  {"user_profile": {"ttl": "60s", "scope": "user"},
-                   **{name: {"ttl": "2m", "scope": "organization"} for name in _DOMAIN_POLICIES}},
-                  "Named cache policies, referenced by routes as cache=\"name\"."),
+    "policies": F(SectionMap(CACHE_POLICY), _domain_cache_policies,
+                  "Named cache policies, referenced by routes as cache=\"name\" (defaults: each domain's)."),
 }, "Response cache.")
 
 GRAPHQL = Section("graphql", {
@@ -508,7 +541,8 @@ REALTIME = Section("realtime", {
 SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, REALTIME,
                                  GRAPHQL)
 
-_ROOT = Section("", {s.name: F(s, doc=s.doc) for s in SECTIONS}, "Gateway configuration.", cls_name="Config")
+_ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},
+                "Gateway configuration.", cls_name="Config")
 Config = _ROOT.cls
 
 
@@ -552,7 +586,8 @@ def _defaults(sec: Section, prefix: str, sources: dict) -> dict:
         elif isinstance(k, (SectionMap, Map)):
             node[name] = {}
             if f.default is not REQUIRED:
-                _apply_field(f, node, name, f.default, key, "default", sources, replace=True)
+                default = f.default() if callable(f.default) else f.default
+                _apply_field(f, node, name, default, key, "default", sources, replace=True)
         elif f.default is REQUIRED:
             node[name] = REQUIRED
         else:
@@ -584,8 +619,9 @@ def _apply_field(f: F, node: dict, name: str, v: Any, key: str, source: str, sou
         entries = node[name]
         for n, ev in v.items():
             ekey = f"{key}.{n}"
-            if not isinstance(n, str) or not n or (isinstance(k, Map) and k.keys is not None and n not in k.keys):
-                raise _unknown(ekey, key, k.keys or ["any non-empty name"], source)
+            known = k.keys if isinstance(k, Map) else None
+            if not isinstance(n, str) or not n or (known is not None and n not in known):
+                raise _unknown(ekey, key, known or ["any non-empty name"], source)
             if isinstance(k, Map):
                 entries[n] = _parse(k.value, ev, ekey, source)
                 sources[ekey] = source
@@ -641,14 +677,14 @@ def _apply_env(tree: dict, env: Mapping[str, str], sources: dict) -> None:
         _apply(_ROOT, tree, raw, "", f"env:{var}", sources, replace=False)
 
 
-def _freeze(sec: Section, node: dict, prefix: str) -> Any:
+def _freeze(sec: Section, node: dict, prefix: str, sources: Mapping[str, str]) -> Any:
     vals = {}
     for name, f in sec.fields.items():
         key, k, v = prefix + name, f.kind, node[name]
         if isinstance(k, Section):
-            vals[name] = _freeze(k, v, key + ".")
+            vals[name] = _freeze(k, v, key + ".", sources)
         elif isinstance(k, SectionMap):
-            vals[name] = MappingProxyType({n: _freeze(k.section, e, f"{key}.{n}.") for n, e in v.items()})
+            vals[name] = MappingProxyType({n: _freeze(k.section, e, f"{key}.{n}.", sources) for n, e in v.items()})
         elif isinstance(k, Map):
             vals[name] = MappingProxyType(dict(v))
         elif v is REQUIRED:
@@ -662,6 +698,10 @@ def _freeze(sec: Section, node: dict, prefix: str) -> Any:
         except ConfigError:
             raise
         except ValueError as e:
+            field, sep, rest = str(e).partition(": ")
+            key = prefix + field
+            if sep and key in sources:  # "limit: ..." names one leaf: name its key and source
+                raise ConfigError(f"{key}: {rest}{_origin(sources.get(key, 'default'))}") from None
             raise ConfigError(f"{prefix[:-1] or 'config'}: {e}") from None
     return obj
 
@@ -708,10 +748,30 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
         path = os.fspath(path)
         _apply(_ROOT, tree, _read_yaml(path, via), "", f"file:{path}", sources, replace=True)
     _apply_env(tree, env, sources)
-    cfg = _freeze(_ROOT, tree, "")
+    cfg = _freeze(_ROOT, tree, "", sources)
     # Provenance for describe(); kept off the dataclass fields so equality ignores it.
     object.__setattr__(cfg, "_sources", MappingProxyType(sources))
     return cfg
+
+
+def pending_keys(cfg: Config) -> list[tuple[str, str, str]]:
+    """(dotted key, why it is not acted on yet, source) for every leaf the gateway accepts
+    but ignores; a section's reason covers every key in it."""
+    sources: Mapping[str, str] = getattr(cfg, "_sources", {})
+    out: list[tuple[str, str, str]] = []
+
+    def walk(sec: Section, prefix: str, inherited: str) -> None:
+        for name, f in sec.fields.items():
+            key, why = prefix + name, f.pending or inherited
+            if isinstance(f.kind, Section):
+                walk(f.kind, key + ".", why)
+            elif why:
+                matching = [s for k, s in sources.items() if k == key or k.startswith(key + ".")]
+                source = next((s for s in matching if s != "default"), "default")
+                out.append((key, why, source))
+
+    walk(_ROOT, "", "")
+    return out
 
 
 def describe(cfg: Config) -> list[tuple[str, str, str]]:

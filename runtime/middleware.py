@@ -14,7 +14,7 @@ from typing import Any
 import falcon.asgi
 import orjson
 
-from runtime.config import Config
+from runtime.config import Config, pending_keys
 from runtime.errors import Forbidden
 from runtime.observability.logs import configure_logging
 from runtime.realtime import shutdown
@@ -25,6 +25,7 @@ from runtime.security.cors import Cors
 from runtime.security.headers import security_headers
 
 access_log = logging.getLogger("gateway.access")
+log = logging.getLogger("gateway")
 
 
 def _add_headers(resp: falcon.asgi.Response, headers: list[tuple[str, str]]) -> None:
@@ -33,6 +34,16 @@ def _add_headers(resp: falcon.asgi.Response, headers: list[tuple[str, str]]) -> 
             resp.append_header(name, value)
         else:
             resp.set_header(name, value)
+
+
+def _log_pending(config: Config) -> None:
+    """Say which accepted keys do nothing yet: a warning for those set on purpose."""
+    pending = pending_keys(config)
+    chosen = [f"{key} ({source})" for key, _, source in pending if source != "default"]
+    if chosen:
+        log.warning("configuration keys set but not acted on yet: " + ", ".join(chosen))
+    if pending:
+        log.info("configuration keys not acted on yet (see `gw config`): " + ", ".join(k for k, _, _ in pending))
 
 
 class GatewayMiddleware:
@@ -45,6 +56,7 @@ class GatewayMiddleware:
 
     async def process_startup(self, scope: dict, event: dict) -> None:
         configure_logging(self.config.logging.level, self.config.logging.format)
+        _log_pending(self.config)
         self.state.resources = Resources(self.config)
         await self.state.resources.start()
         if getattr(self.state, "realtime", None) is not None:

@@ -16,27 +16,6 @@ _SEGMENT = r"(?:[a-z][a-z0-9_]*|\*)"
 _GRANT = re.compile(rf"^{_SEGMENT}\.{_SEGMENT}:{_SEGMENT}$")
 _REQUIRED = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$")
 
-# The shipped policy: super_admin > admin > {hr,finance,sales}_manager > manager > employee > viewer.
-DEFAULT_ROLES: dict[str, dict[str, Any]] = {
-    "viewer": {"parents": [], "permissions": ["crm.*:read", "hrm.departments:read"],
-               "description": "Reads customer data and the organization chart"},
-    "employee": {"parents": ["viewer"],
-                 "permissions": ["hrm.employees:read", "crm.contacts:create", "crm.contacts:update"],
-                 "description": "Day-to-day work on contacts; sees colleagues"},
-    "manager": {"parents": ["employee"],
-                "permissions": ["crm.*:create", "crm.*:update", "hrm.*:read", "finance.*:read",
-                                "realtime.events:subscribe"],
-                "description": "Runs a team: edits CRM records, reads HR and finance"},
-    "hr_manager": {"parents": ["manager"], "permissions": ["hrm.*:*"], "description": "Everything in HRM"},
-    "finance_manager": {"parents": ["manager"], "permissions": ["finance.*:*"],
-                        "description": "Everything in finance"},
-    "sales_manager": {"parents": ["manager"], "permissions": ["crm.*:*"], "description": "Everything in CRM"},
-    "admin": {"parents": ["hr_manager", "finance_manager", "sales_manager"], "permissions": ["auth.*:*", "realtime.notifications:send"],
-              "description": "Administers one organization"},
-    "super_admin": {"parents": ["admin"], "permissions": ["*.*:*"], "description": "Operates the platform"},
-}
-
-
 def is_required_permission(permission: str) -> bool:
     """What a route may require: concrete segments, no wildcard."""
     return bool(_REQUIRED.match(permission))

@@ -1,8 +1,9 @@
 """Readiness: the latest background health check of every dependency (runtime.backends.health),
 and each backend's circuit breaker.
 
-Required dependencies (the auth backend: nobody can sign in without it) make the gateway
-unavailable (503) while they are down; the others make it degraded but still serving.
+Required dependencies (those whose domain declares `required=True`, runtime.domains: the
+auth backend, without which nobody can sign in) make the gateway unavailable (503) while
+they are down; the others make it degraded but still serving.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runtime.resources import Resources
-
-REQUIRED = frozenset({"auth"})
 
 
 async def check_dependencies(resources: "Resources") -> dict[str, Any]:
@@ -31,7 +30,7 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         if client is not None:
             result["breaker"] = client.breaker.state
             result["in_flight"] = client.in_flight
-        result["required"] = name in REQUIRED
+        result["required"] = name in resources.required
         dependencies[name] = result
     valkey = dependencies.get("valkey")
     if resources.limiter is not None and valkey is not None:
@@ -43,5 +42,5 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         # Informational: while the feed is not synced each request asks Valkey (correct, slower).
         valkey["revocations"] = "synced" if resources.revocations.synced else "per-request"
     down = {n for n, r in dependencies.items() if r["status"] == "down"}
-    status = "unavailable" if down & REQUIRED else "degraded" if down else "ready"
+    status = "unavailable" if down & resources.required else "degraded" if down else "ready"
     return {"status": status, "dependencies": dependencies}

@@ -15,6 +15,7 @@ from runtime.backends.client import Backends, CallPolicy
 from runtime.backends.health import HealthMonitor, grpc_health_check
 from runtime.cache import Cache
 from runtime.config import Config
+from runtime.domains import declared
 from runtime.rbac import Policy
 from runtime.realtime.hub import Hub
 from runtime.security.ratelimit import RateLimiter
@@ -43,7 +44,11 @@ class Resources:
         # The request path (rate limits, cache): one shared, pipelined connection; half valkey-py's
         # CPU per call, and most of what is left is the kernel's round trip.
         self.valkey_mux = ValkeyMux.from_config(r)
-        self.backends = Backends(dict(config.grpc.services), CallPolicy.from_config(config.grpc))
+        domains = declared()
+        self.backends = Backends(dict(config.grpc.services), {n: d.stub for n, d in domains.items()},
+                                 CallPolicy.from_config(config.grpc))
+        # Dependencies without which /ready answers 503 (the domains that say so).
+        self.required = frozenset(n for n, d in domains.items() if d.required)
         checks = {name: grpc_health_check(c.channel) for name, c in self.backends.clients.items()}
         self.health = HealthMonitor({**checks, "valkey": self.valkey.ping}, config.grpc.health_interval)
         j = config.jwt

@@ -26,10 +26,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from emulator.services.keys import KeyRing
 from emulator.services.roles import PERMISSIONS, ROLE_NAMES, ROLES
 from emulator.services.rpc import Caller, ServiceError, invalid, not_found
-from runtime.auth.session import REVOKED_SESSION
 from emulator.services.server import ServiceServer
 from emulator.services.store import MAX_BATCH, paginate
 from proto.erp.auth.v1 import auth_pb2, auth_pb2_grpc
+from proto.erp.auth.v1.contract import REVOKED_SESSION_TRAILER
 
 CLIENT_ID = "erp-frontend"
 REFRESH_TTL = 7 * 86400
@@ -217,7 +217,7 @@ class AuthState:
             # which session died and until when its access tokens could live.
             until = self.clock() + self.access_ttl
             raise ServiceError(grpc.StatusCode.UNAUTHENTICATED, _BAD_REFRESH,
-                               trailers=((REVOKED_SESSION, f"{session.id} {until:.3f}"),))
+                               trailers=((REVOKED_SESSION_TRAILER, f"{session.id} {until:.3f}"),))
         account = self._accounts[session.user_id]
         if session.revoked or record.expires_at <= self.clock() or not account.user.is_active:
             raise _unauthenticated(_BAD_REFRESH)

@@ -1,32 +1,18 @@
-"""The roles and permissions the auth emulator reports: the gateway's shipped policy.
-
-One source of truth (runtime.rbac.DEFAULT_ROLES), so ListRoles never disagrees with what
-the gateway enforces. A role inherits every grant of its `parents` (the roles below it).
+"""The roles and permissions the auth emulator reports: the catalogue of the auth contract
+(proto.erp.auth.v1.contract), which is also the gateway's shipped policy, so ListRoles
+never disagrees with what the gateway enforces.
 """
 
 from __future__ import annotations
 
-from runtime.rbac import DEFAULT_ROLES
+from proto.erp.auth.v1.contract import PERMISSIONS, ROLES as CATALOGUE
 
-ACTIONS = ("read", "create", "update", "delete")
-RESOURCES = {
-    "auth": ("users", "organizations", "roles"),
-    "crm": ("customers", "contacts", "deals"),
-    "hrm": ("employees", "departments"),
-    "finance": ("accounts", "invoices", "payments"),
-}
-
-PERMISSIONS: tuple[tuple[str, str], ...] = tuple(
-    (f"{domain}.{resource}:{action}", f"{action.capitalize()} {domain} {resource}")
-    for domain, resources in RESOURCES.items()
-    for resource in resources
-    for action in ACTIONS
-)
+__all__ = ["PERMISSIONS", "ROLES", "ROLE_NAMES"]
 
 # (name, description, parents, permissions), lowest first as declared.
 ROLES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = tuple(
     (name, role["description"], tuple(role["parents"]), tuple(role["permissions"]))
-    for name, role in DEFAULT_ROLES.items()
+    for name, role in CATALOGUE.items()
 )
 
-ROLE_NAMES = tuple(DEFAULT_ROLES)
+ROLE_NAMES = tuple(CATALOGUE)

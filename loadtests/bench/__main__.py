@@ -105,6 +105,7 @@ def summarize(target: Target, path: str, runs: list[wrk.Run], ratios: list[float
     med = lambda values: statistics.median(values)  # noqa: E731
     return {
         "server": target.server, "method": target.method, "path": path, "note": target.note,
+        "mirrors": target.mirrors,
         "rps": med([r.rps for r in runs]),
         "p50_ms": med([r.p50_ms for r in runs]),
         "p99_ms": med([r.p99_ms for r in runs]),
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Processes() as processes:
             log(f"starting backends, the gateway and the baseline on Granian ({args.workers} worker(s))")
-            bench = Bench(args, start_servers(processes, args.workers))
+            bench = Bench(args, start_servers(processes, args.workers, {t.server for t in targets}))
             results = bench.run(targets)
             mix = None
             if args.mix_requests > 0:

@@ -28,14 +28,15 @@ from runtime.config import without_configuration
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
 HELLO_FACTORY = "loadtests.bench.hello_app:create_app"
+FASTAPI_FACTORY = "loadtests.bench.fastapi_app:create_app"
 # Access logs would make the gateway benchmark its own logging; the table says so too.
 # Rate limits stay on (their Valkey round trip is part of the cost) with budgets wrk cannot
 # exhaust, so that every answer measured is a real one, not a 429.
 GATEWAY_ENV = {
     "ERP_LOGGING_LEVEL": "warning",
-    "ERP_RATE_LIMITS_POLICIES_USER_LIMIT": "1000000000",
-    "ERP_RATE_LIMITS_POLICIES_ANONYMOUS_LIMIT": "1000000000",
-    "ERP_RATE_LIMITS_POLICIES_LOGIN_LIMIT": "1000000000",
+    "ERP_RATE_LIMITS_POLICIES_USER_LIMIT": "60000000",
+    "ERP_RATE_LIMITS_POLICIES_ANONYMOUS_LIMIT": "60000000",
+    "ERP_RATE_LIMITS_POLICIES_LOGIN_LIMIT": "60000000",
 }
 DEMO_EMAIL = "admin@acme.example"
 
@@ -119,14 +120,33 @@ def start_granian(processes: Processes, name: str, workers: int, env: dict[str, 
     return base
 
 
-def start_servers(processes: Processes, workers: int) -> dict[str, str]:
+def start_uvicorn(processes: Processes, name: str, workers: int, env: dict[str, str], factory: str,
+                  ready_path: str, timeout: float = 60.0) -> str:
+    """uvicorn with its fast options (uvloop, httptools) on a free loopback port."""
+    port = free_port(HOST)
+    command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", HOST, "--port", str(port),
+               "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
+               "--log-level", "warning", "--no-access-log"]
+    process = processes.start(name, command, env)
+    base = f"http://{HOST}:{port}"
+    if not wait_for_http(base + ready_path, process, timeout):
+        raise RuntimeError(f"{name} did not answer {ready_path} within {timeout:.0f}s")
+    return base
+
+
+def start_servers(processes: Processes, workers: int, servers: set[str] = frozenset()) -> dict[str, str]:
     """Base URLs by server name, as targets.Target.server names them, plus the emulator's
-    JWKS server (its STATS_PATH counts backend calls)."""
+    JWKS server (its STATS_PATH counts backend calls). The FastAPI comparison starts only
+    when a target in `servers` needs it."""
     backends = start_backends(processes)
     gateway = start_granian(processes, "gateway", workers, _clean_env(**backends, **GATEWAY_ENV), ready_path="/health")
     hello = start_granian(processes, "hello", workers, _clean_env(), factory=HELLO_FACTORY)
     emulator = backends["ERP_JWT_JWKS_URL"].removesuffix(JWKS_PATH)
-    return {"gateway": gateway, "hello": hello, "emulator": emulator}
+    started = {"gateway": gateway, "hello": hello, "emulator": emulator}
+    if "fastapi" in servers:
+        started["fastapi"] = start_uvicorn(processes, "fastapi", workers, _clean_env(**backends), FASTAPI_FACTORY,
+                                           ready_path="/health")
+    return started
 
 
 class Client:

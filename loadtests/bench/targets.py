@@ -22,6 +22,7 @@ class Target:
     method: str = "GET"
     body: str | None = None  # JSON request body, sent with Content-Type: application/json
     note: str = ""
+    mirrors: str | None = None  # the gateway target this one re-implements (the report compares them)
 
 
 BASELINE = Target("hello", "hello", "/", note="bare Falcon on the same Granian flags")
@@ -65,4 +66,8 @@ TARGETS: list[Target] = [
            note="GraphQL { me { id email roles { name } } }: the same cache entry as REST /me"),
     Target("gql_employees", "gateway", fifty_employees, auth=True, method="POST", body=GRAPHQL_EMPLOYEES,
            note="GraphQL: 50 employees with department and manager (list cached, 2 Batch* calls)"),
+    Target("fastapi-me", "fastapi", "/api/v1/auth/me", auth=True, mirrors="me",
+           note="the same read as FastAPI on uvicorn: PyJWT per request, valkey-py cache"),
+    Target("fastapi-customer", "fastapi", first_customer, auth=True, mirrors="customer",
+           note="the same read as FastAPI on uvicorn"),
 ]

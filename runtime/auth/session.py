@@ -6,14 +6,10 @@ import time
 from typing import Any
 
 from proto.erp.auth.v1 import auth_pb2
-
+from proto.erp.auth.v1.contract import REVOKED_SESSION_TRAILER
 from runtime.auth.principal import SESSION_PREFIX
 from runtime.errors import ApiError
 from runtime.protobuf import to_dict
-
-# Trailing metadata with which the auth service says a refresh-token replay killed a
-# session: "<sid> <epoch seconds until which its access tokens could still be valid>".
-REVOKED_SESSION = "x-revoked-session"
 
 
 def token_answer(tokens: Any) -> dict[str, Any]:
@@ -30,7 +26,7 @@ def token_answer(tokens: Any) -> dict[str, Any]:
 async def revoke_replayed_session(ctx: Any, error: ApiError) -> None:
     """After a refresh-token replay the auth service revoked the family; refuse the family's
     access tokens on every gateway instance too, not only its refresh tokens."""
-    told = error.backend_trailers.get(REVOKED_SESSION, "").split()
+    told = error.backend_trailers.get(REVOKED_SESSION_TRAILER, "").split()
     if len(told) == 2:
         session_id, until = told
         await ctx.resources.revocations.revoke(SESSION_PREFIX + session_id, float(until))

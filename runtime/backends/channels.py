@@ -1,4 +1,5 @@
-"""One long-lived gRPC channel per backend per worker, and the stub each service speaks.
+"""One long-lived gRPC channel per backend per worker (the stub each service speaks is
+declared by its domain, runtime.domains).
 
 Channels are created in the ASGI lifespan (after Granian forks its workers): a gRPC
 channel must never cross a fork.
@@ -7,18 +8,6 @@ channel must never cross a fork.
 from __future__ import annotations
 
 import grpc
-
-from proto.erp.auth.v1 import auth_pb2_grpc
-from proto.erp.crm.v1 import crm_pb2_grpc
-from proto.erp.finance.v1 import finance_pb2_grpc
-from proto.erp.hrm.v1 import hrm_pb2_grpc
-
-STUBS = {
-    "auth": auth_pb2_grpc.AuthServiceStub,
-    "crm": crm_pb2_grpc.CrmServiceStub,
-    "hrm": hrm_pb2_grpc.HrmServiceStub,
-    "finance": finance_pb2_grpc.FinanceServiceStub,
-}
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 

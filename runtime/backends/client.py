@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import grpc
 from opentelemetry import propagate, trace
 
 from runtime.backends.breaker import CircuitBreaker, CircuitOpen
-from runtime.backends.channels import STUBS, open_channel
+from runtime.backends.channels import open_channel
 from runtime.backends.retry import RETRYABLE_CODES, RetryBudget, backoff, is_idempotent
 from runtime.backends.status import BREAKER_CODES, to_api_error
 from runtime.errors import BackendTimeout, BackendUnavailable
@@ -51,13 +51,13 @@ class CallPolicy:
 class ServiceClient:
     """One backend service: its channel and stub, its breaker and retry budget."""
 
-    def __init__(self, name: str, target: str, policy: CallPolicy) -> None:
+    def __init__(self, name: str, target: str, policy: CallPolicy, stub: Callable[[Any], Any]) -> None:
         self.name = name
         self.target = target
         self.policy = policy
         self.timeout = policy.timeout
         self.channel = open_channel(target)
-        self.stub = STUBS[name](self.channel)
+        self.stub = stub(self.channel)
         self.breaker = CircuitBreaker(policy.failure_threshold, policy.cooldown, policy.half_open_probes)
         self.budget = RetryBudget(policy.budget_ratio, policy.budget_floor)
         self.in_flight = 0  # calls in progress, retries and backoffs included
@@ -134,9 +134,11 @@ class ServiceClient:
 class Backends:
     """Every backend client of one worker."""
 
-    def __init__(self, services: dict[str, str], policy: CallPolicy | None = None) -> None:
+    def __init__(self, services: dict[str, str], stubs: Mapping[str, Callable[[Any], Any]],
+                 policy: CallPolicy | None = None) -> None:
+        """`services`: name -> address; `stubs`: name -> the generated stub class."""
         policy = policy or CallPolicy()
-        self.clients = {name: ServiceClient(name, target, policy) for name, target in services.items()}
+        self.clients = {name: ServiceClient(name, target, policy, stubs[name]) for name, target in services.items()}
 
     async def close(self) -> None:
         for client in self.clients.values():

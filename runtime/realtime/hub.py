@@ -195,8 +195,9 @@ class Hub:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Bounded: valkey-py can swallow a cancel that lands mid-connect and keep waiting;
+            # a worker must still stop.
+            await asyncio.wait({task}, timeout=2.0)
 
     @property
     def subscribed(self) -> bool:

@@ -104,7 +104,7 @@ class Connection(Subscriber):
         self.endpoint = endpoint
         self.principal = principal
         self.send = send
-        self.queue: deque[str] = deque()
+        self.queue: deque[str] | None = None  # made when there is something to send: idle sockets are many
         self.keys: dict[str, str] = {}  # routing key -> channel name
         self.flusher: asyncio.Task | None = None
         self.task: asyncio.Task | None = None  # the ASGI call reading this socket
@@ -123,10 +123,13 @@ class Connection(Subscriber):
     def enqueue(self, text: str) -> None:
         if self.close_code is not None:
             return
-        if len(self.queue) >= self.endpoint.settings.send_queue:
+        queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
+        elif len(queue) >= self.endpoint.settings.send_queue:
             self.close(TOO_SLOW, "too slow: send queue full; reconnect and resume with since")
             return
-        self.queue.append(text)
+        queue.append(text)
         if self.flusher is None:
             self.flusher = asyncio.get_running_loop().create_task(self._flush())
 
@@ -144,6 +147,8 @@ class Connection(Subscriber):
             queue.clear()
         finally:
             self.flusher = None
+            if not queue and self.queue is queue:
+                self.queue = None
 
     # -- closing from anywhere ------------------------------------------------------------------
 
@@ -153,7 +158,8 @@ class Connection(Subscriber):
         if self.close_code is not None:
             return
         self.close_code, self.close_reason = code, reason
-        self.queue.clear()
+        if self.queue is not None:
+            self.queue.clear()
         if self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()
 
@@ -263,7 +269,8 @@ class RealtimeEndpoint:
                 raise  # not ours: the server is cancelling the call
             conn.task.uncancel()
         except Closing as closing:
-            conn.close(closing.code, closing.reason)
+            # Keep the queue: it may end with the `error` frame that explains the close.
+            conn.close_code, conn.close_reason = closing.code, closing.reason
         except Exception:
             log.exception("realtime socket failed", extra={"user_id": principal.user_id})
             conn.close(INTERNAL, "internal error")
@@ -273,7 +280,11 @@ class RealtimeEndpoint:
             for key in conn.keys:
                 hub.detach(conn, key)
             if conn.flusher is not None:
-                conn.flusher.cancel()
+                if conn.queue:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(asyncio.shield(conn.flusher), 1.0)
+                if conn.flusher is not None:
+                    conn.flusher.cancel()
             with contextlib.suppress(Exception):
                 await resources.valkey.zrem(self.lease_prefix + principal.user_id, conn.id)
         if conn.close_code is not None:

@@ -45,7 +45,10 @@ class Policy:
     script_args: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "script_args", (round(self.interval * 1e6), round(self.window * 1e6)))
+        # Never 0 µs: a zero interval would admit everything and divide by zero in SCRIPT
+        # (configuration refuses such policies; this guards policies built in code).
+        interval_us = max(1, round(self.interval * 1e6))
+        object.__setattr__(self, "script_args", (interval_us, max(interval_us, round(self.window * 1e6))))
 
     @property
     def interval(self) -> float:

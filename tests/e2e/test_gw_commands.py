@@ -48,3 +48,17 @@ def test_config_shows_sources_and_masks_secrets():
     assert "hunter2-secret" not in result.stdout
     port_line = next(line for line in result.stdout.splitlines() if line.startswith("server.port "))
     assert "9090" in port_line and "env:ERP_SERVER_PORT" in port_line
+
+
+def test_config_marks_keys_that_are_not_acted_on_yet():
+    result = gw("config", ERP_KAFKA_ENABLED="true")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert "env:ERP_KAFKA_ENABLED" in lines["kafka.enabled"] and "[not acted on yet" in lines["kafka.enabled"]
+    assert "not acted on yet" not in lines["jwt.leeway"] and "not acted on yet" not in lines["grpc.services.auth"]
+
+
+def test_a_typo_in_an_environment_key_stops_gw_with_one_line():
+    result = gw("config", ERP_JWT_LEWAY="5s")
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0 and "ERP_JWT_LEWAY" in result.stderr

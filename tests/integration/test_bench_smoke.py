@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install -y wrk)")
 def test_bench_measures_every_target_without_errors(tmp_path: Path) -> None:
+    assert shutil.which("wrk"), "wrk is missing: tests/run installs it (tests/peers/apt.txt)"
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "-m", "loadtests.bench", "--duration", "1", "--rounds", "1", "--connections", "4",
@@ -46,6 +46,21 @@ def test_bench_measures_every_target_without_errors(tmp_path: Path) -> None:
     assert 0.8 <= mix["hit_rate"] < 1, mix  # 4 misses per PATCH, then hits
     assert 0 < mix["get_customer_per_get"] < 0.2, mix
     assert mix["calls"]["crm /erp.crm.v1.CrmService/UpdateCustomer"] == mix["patches"], mix
+
+
+def test_report_runs_every_comparison_and_writes_markdown_and_a_chart(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench.report", "--workers", "1", "--duration", "1", "--rounds", "1",
+         "--connections", "4", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "REPORT.md").read_text()
+    for target in (BASELINE, *TARGETS):
+        assert f"| {target.name} | {target.server} |" in report
+    # Each gateway read that has a FastAPI twin gets the ratio between the two.
+    assert re.search(r"^\| me \| gateway \|.*\| [\d.]+x \|$", report, re.M), report
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_profile_prints_cpu_per_request() -> None:

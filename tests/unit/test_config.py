@@ -187,7 +187,7 @@ def test_parse_duration_rejects(text):
     ("ERP_GRPC_SERVICES_AUTH", "localhost",
      "grpc.services.auth: 'localhost' is not valid (expected a host:port address like localhost:50051)"),
     ("ERP_GRPC_SERVICES_BILLING", "b:1",
-     "grpc.services.billing: unknown key (known keys in grpc.services: auth, crm, hrm, finance) "
+     "grpc.services.billing: unknown key (known keys in grpc.services: auth, crm, finance, hrm) "
      "(from env ERP_GRPC_SERVICES_BILLING)"),
     ("ERP_KAFKA_BROKERS", "a:1,b", "kafka.brokers[1]: 'b' is not valid (expected a host:port address"),
 ])
@@ -385,3 +385,68 @@ def test_section_map_errors(extended, tmp_path, env, yaml_text, expected_msg):
 def test_message_shape_is_one_line_with_key_value_expectation():
     msg = error(env={"ERP_SERVER_PORT": "abc"})
     assert re.fullmatch(r"server\.port: 'abc' is not valid \(expected .+\) \(from env ERP_SERVER_PORT\)", msg)
+
+
+# ------------------------------------------------ what takes effect, domains, policies
+
+def test_a_rate_limit_finer_than_a_microsecond_stops_start_up_naming_the_key():
+    msg = error(env={"ERP_RATE_LIMITS_POLICIES_USER_LIMIT": "1000000000"})
+    assert msg == ("rate_limits.policies.user.limit: 1000000000 per 1m is more than one request per "
+                   "microsecond (expected at most 60000000 per 1m) (from env ERP_RATE_LIMITS_POLICIES_USER_LIMIT)")
+    assert load_config(env={"ERP_RATE_LIMITS_POLICIES_USER_LIMIT": "60000000"}).rate_limits.policies["user"].limit
+
+
+def test_pending_keys_are_reported_with_their_source(tmp_path):
+    cfg = load_config(write(tmp_path, "kafka:\n  enabled: true\n"), env={"ERP_REDIS_MAX_RETRIES": "5"})
+    pending = {key: (why, source) for key, why, source in C.pending_keys(cfg)}
+    assert pending["kafka.enabled"] == ("not acted on yet: event publishing is not built", f"file:{tmp_path / 'gw.yaml'}")
+    assert pending["kafka.brokers"][1] == "default"  # a section's reason covers all its keys
+    assert pending["redis.max_retries"][1] == "env:ERP_REDIS_MAX_RETRIES"
+    assert pending["logging.elasticsearch.url"][0].startswith("not acted on yet")
+    # Keys that take effect are never listed.
+    assert not {"server.max_body_bytes", "jwt.leeway", "redis.host", "cache.enabled"} & set(pending)
+
+
+def test_pending_keys_set_on_purpose_are_logged_at_start_up(caplog):
+    from runtime.middleware import _log_pending
+
+    with caplog.at_level("INFO", logger="gateway"):
+        _log_pending(load_config(env={"ERP_KAFKA_ENABLED": "true"}))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["configuration keys set but not acted on yet: kafka.enabled (env:ERP_KAFKA_ENABLED)"]
+
+
+def test_backend_services_and_cache_policies_come_from_the_domain_declarations():
+    from runtime.domains import declared
+
+    domains = declared()
+    cfg = load_config(env={})
+    assert dict(cfg.grpc.services) == {d.service: d.address for d in domains.values()}
+    assert {n for d in domains.values() for n in d.cache_policies} == set(cfg.cache.policies)
+    assert [n for n, d in domains.items() if d.required] == ["auth"]
+
+
+def test_a_new_domain_is_one_declaration(tmp_path, monkeypatch):
+    # A package with a DOMAIN is all it takes: discovery finds it, no runtime file changes.
+    from runtime.domains import declared
+
+    pkg = tmp_path / "more_handlers"
+    (pkg / "billing").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "billing" / "__init__.py").write_text(
+        "from runtime.domains import Domain\n"
+        "DOMAIN = Domain('billing', object, address='billing:7000', cache_policies={'bills': {'ttl': '5m'}})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = declared("more_handlers")
+    assert list(found) == ["billing"] and found["billing"].address == "billing:7000"
+
+
+def test_the_auth_contract_lives_in_proto_not_in_runtime():
+    # The emulator and the gateway share the trailer and the role catalogue through proto/.
+    from emulator.services import roles
+    from proto.erp.auth.v1 import contract
+
+    assert roles.ROLE_NAMES == tuple(contract.ROLES)
+    assert set(load_config(env={}).rbac.roles) == set(contract.ROLES)
+    for path in (REPO / "emulator").rglob("*.py"):
+        assert "runtime.auth" not in path.read_text(), f"{path} imports the gateway's auth runtime"

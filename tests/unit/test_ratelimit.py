@@ -162,3 +162,25 @@ def test_valkey_down_falls_back_to_the_local_limiter_and_says_so(server):
     allowed, shared_when_down, shared_when_up = run(server, check)
     assert allowed == [True, True, False]
     assert shared_when_down is False and shared_when_up is True
+
+
+def test_the_largest_policy_configuration_allows_still_counts_on_the_script(server):
+    # 60,000,000 a minute is one request per microsecond, the finest the script counts
+    # (configuration refuses more); Remaining stays a real count, never a huge negative.
+    fastest = Policy("fast", 60_000_000, 60.0, "ip")
+
+    async def check(client, limiter, prefix):
+        return [await limiter.check([(fastest, prefix + "k")]) for _ in range(3)]
+
+    decisions = run(server, check)
+    assert all(d.allowed for d in decisions)
+    assert all(0 <= d.outcomes[0].remaining < 60_000_000 for d in decisions)
+    assert 0 <= int(headers(decisions[-1])["RateLimit-Remaining"]) < 60_000_000
+
+
+def test_a_policy_built_in_code_never_rounds_its_interval_to_zero():
+    # What configuration refuses (1e9 a minute) may still be built in code: the script then
+    # counts one microsecond per request instead of dividing by zero.
+    policy = Policy("huge", 1_000_000_000, 60.0, "ip")
+    interval_us, window_us = policy.script_args
+    assert interval_us == 1 and window_us == 60_000_000

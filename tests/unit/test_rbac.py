@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import pytest
 
 from runtime.config import ConfigError, load_config
-from runtime.rbac import DEFAULT_ROLES, Policy, check_roles, is_required_permission
+from proto.erp.auth.v1.contract import ROLES as DEFAULT_ROLES
+from runtime.rbac import Policy, check_roles, is_required_permission
 
 
 def roles(spec: dict) -> dict:
