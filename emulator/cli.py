@@ -263,7 +263,31 @@ def token(email: str, password: str | None, config_path: str | None) -> None:
     click.echo(answer.access_token)
 
 
-def _call_auth(config: Config, method: str, request):
+@main.command("service-account")
+@click.option("--email", default="admin@acme.example", show_default=True,
+              help="The demo admin whose organization gets the account.")
+@click.option("--name", default="local-machine", show_default=True)
+@click.option("--permission", "permissions", multiple=True, default=("crm.*:read",), show_default=True,
+              help="A grant, domain.resource:action (repeatable).")
+@config_option
+def service_account(email: str, name: str, permissions: tuple[str, ...], config_path: str | None) -> None:
+    """Create a service account in the running auth emulator; prints its client id and secret.
+
+    Development only: the gateway's REST endpoint also checks that the grants do not exceed
+    the creating admin's; this shortcut trusts you."""
+    from emulator.services.seed import DEMO_PASSWORD
+    from proto.erp.auth.v1 import auth_pb2
+
+    config = _load(config_path)
+    admin = _call_auth(config, "Authenticate", auth_pb2.AuthenticateRequest(email=email, password=DEMO_PASSWORD)).user
+    created = _call_auth(config, "CreateServiceAccount",
+                         auth_pb2.CreateServiceAccountRequest(name=name, permissions=list(permissions)),
+                         metadata=(("x-organization-id", admin.organization_id), ("x-user-id", admin.id)))
+    click.echo(f"client_id={created.account.client_id}")
+    click.echo(f"client_secret={created.client_secret}")
+
+
+def _call_auth(config: Config, method: str, request, metadata: tuple = ()):
     """One call to the running auth emulator; exits with its status on failure."""
     import grpc
 
@@ -271,7 +295,8 @@ def _call_auth(config: Config, method: str, request):
 
     async def run():
         async with grpc.aio.insecure_channel(config.grpc.services["auth"]) as channel:
-            return await getattr(auth_pb2_grpc.AuthServiceStub(channel), method)(request, timeout=5)
+            return await getattr(auth_pb2_grpc.AuthServiceStub(channel), method)(request, timeout=5,
+                                                                                metadata=metadata)
 
     try:
         return asyncio.run(run())

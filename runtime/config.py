@@ -465,6 +465,8 @@ RATE_LIMIT_POLICY = Section("rate_limit_policy", {
 
 def _check_rate_limits(c: Any) -> None:
     # `user` and `anonymous` are the defaults of every route, which has no body to key on.
+    if "service" in c.policies and c.policies["service"].key != "user":
+        raise ValueError("policies.service.key must be 'user' (one budget per service account)")
     for name, key in (("user", "user"), ("anonymous", "ip")):
         if name not in c.policies:
             raise ValueError(f"policies.{name} is missing (expected the default policy for every route)")
@@ -478,7 +480,9 @@ RATE_LIMITS = Section("rate_limits", {
         "user": {"limit": 600, "window": "1m", "key": "user"},
         "anonymous": {"limit": 60, "window": "1m", "key": "ip"},
         "login": {"limit": 10, "window": "1m", "key": "email_ip"},
-    }, "Named policies; `user` (signed in) or `anonymous` applies to every route, a route may add one."),
+        "service": {"limit": 1200, "window": "1m", "key": "user"},
+    }, "Named policies; `user` (a person), `service` (a service account) or `anonymous` applies "
+       "to every route, a route may add one."),
 }, "Request rate limits, shared by every instance through Valkey.", validate=_check_rate_limits)
 
 ROLE = Section("role", {
@@ -538,8 +542,15 @@ REALTIME = Section("realtime", {
                               "Permission needed to publish to system:broadcast (every organization)."),
 }, "WebSocket notifications (/ws) and their fan-out through Valkey.")
 
-SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, REALTIME,
-                                 GRAPHQL)
+IDEMPOTENCY = Section("idempotency", {
+    "enabled": F(Bool(), True, "Honour the Idempotency-Key header on signed-in POST and PATCH routes."),
+    "ttl": F(Duration(min=1), "24h", "How long a write's answer is kept for replay."),
+    "wait": F(Duration(), "5s", "How long a repeat waits for the first attempt to finish before a 409."),
+    "max_key_length": F(Int(min=1, max=1024), 255, "Longest Idempotency-Key accepted."),
+}, "Idempotent writes for clients that retry.")
+
+SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, IDEMPOTENCY,
+                                 REALTIME, GRAPHQL)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},
                 "Gateway configuration.", cls_name="Config")

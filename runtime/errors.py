@@ -79,6 +79,10 @@ class Conflict(ApiError):
     status, code, message = 409, "CONFLICT", "Conflict"
 
 
+class UnprocessableContent(ApiError):
+    status, code, message = 422, "IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used with a different request"
+
+
 class PayloadTooLarge(ApiError):
     status, code, message = 413, "PAYLOAD_TOO_LARGE", "Request body is too large"
 

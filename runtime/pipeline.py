@@ -38,6 +38,8 @@ from runtime.context import Context
 from runtime.endpoint import Route
 from runtime.errors import ApiError, Forbidden, Unauthenticated
 from runtime.auth.tokens import bearer_token
+from runtime.idempotency import HEADER, applies as idempotency_applies
+from runtime.rbac import grants_allow
 from runtime.reply import Reply
 from runtime.security.route_limits import RouteLimits
 from runtime.request_body import read_json
@@ -61,7 +63,10 @@ def authorize(ctx: Context, permission: str) -> None:
     principal = ctx.principal
     if principal is None:
         raise Unauthenticated()
-    if not ctx.resources.policy.allows(principal.roles, permission):
+    if principal.permissions is not None:  # a service account: its own grants, no roles
+        if not grants_allow(principal.permissions, permission):
+            raise Forbidden(f"This service account is not granted {permission}")
+    elif not ctx.resources.policy.allows(principal.roles, permission):
         raise Forbidden(f"Your role does not grant {permission}")
 
 
@@ -157,6 +162,7 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
     # A cached read with nothing to read after the limit: its rate limit may share the cache
     # read's round trip (the module docstring).
     speculate = limits is not None and not limits.needs_body and route.cache is not None and route.body is None
+    idempotent = idempotency_applies(route)
 
     async def respond(req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: str) -> None:
         resources = state.resources
@@ -177,6 +183,12 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
                     await limits.enforce(resp, ctx)
             if route.query is not None:
                 ctx.query = route.query.validate_query(req.params)
+            if idempotent and resources.idempotency is not None and req.get_header(HEADER) is not None:
+                async def handle() -> None:
+                    write_success(resp, route, await call_handler(req, resp, ctx, params))
+
+                await resources.idempotency.run(req, resp, ctx, ctx.body, handle)
+                return
             result = await call_handler(req, resp, ctx, params)
         write_success(resp, route, result, if_none_match=req.get_header("If-None-Match"))
 

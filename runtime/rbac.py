@@ -48,6 +48,28 @@ def check_roles(roles: Mapping[str, Any]) -> None:
         visit(name, [])
 
 
+def is_grant(grant: str) -> bool:
+    """`domain.resource:action`, each segment a name or `*`."""
+    return _GRANT.match(grant) is not None and not grant.endswith("\n")
+
+
+def grants_allow(grants: Iterable[str], permission: str) -> bool:
+    """Whether explicit grants (a service account's) allow a required permission."""
+    wanted = _split(permission)
+    return any(_matches(_split(g), wanted) for g in grants)
+
+
+def parse_grants(grants: Iterable[str]) -> frozenset[tuple[str, str, str]]:
+    return frozenset(_split(g) for g in grants)
+
+
+def covers(held: Iterable[tuple[str, str, str]], grant: str) -> bool:
+    """Whether grants already held include everything `grant` would allow: used so that
+    nobody hands a service account more than they hold themselves."""
+    wanted = _split(grant)
+    return any(all(h == "*" or h == w for h, w in zip(have, wanted)) for have in held)
+
+
 def _matches(grant: tuple[str, str, str], wanted: tuple[str, str, str]) -> bool:
     return all(g == "*" or g == w for g, w in zip(grant, wanted))
 
@@ -75,6 +97,10 @@ class Policy:
                 seen.add(current)
                 todo.extend(roles[current].parents)
         return seen
+
+    def held(self, roles: Iterable[str]) -> frozenset[tuple[str, str, str]]:
+        """Every grant the roles carry, inherited ones included."""
+        return frozenset(g for role in roles for g in self.grants.get(role, ()))
 
     def allows(self, roles: Iterable[str], permission: str) -> bool:
         key = (tuple(roles), permission)

@@ -19,6 +19,7 @@ from runtime.domains import declared
 from runtime.rbac import Policy
 from runtime.realtime.hub import Hub
 from runtime.security.ratelimit import RateLimiter
+from runtime.idempotency import IdempotencyStore
 from runtime.valkey_mux import ValkeyMux
 
 
@@ -72,6 +73,9 @@ class Resources:
         self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
         # Realtime fan-out: one Valkey subscription for the worker, whatever its sockets.
         self.realtime = Hub(self.valkey, r.key_prefix, config.realtime, self.policy)
+        self.idempotency = (IdempotencyStore(self.valkey_mux, r.key_prefix, config.idempotency,
+                                             config.server.request_timeout)
+                            if config.idempotency.enabled else None)
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""

@@ -30,7 +30,7 @@ def granian_env(stack_env: dict[str, str], **extra: str) -> dict[str, str]:
     env.setdefault("ERP_LOGGING_LEVEL", "warning")
     # Every test calls from 127.0.0.1 and signs in as the same few users: budgets no test
     # exhausts by accident (tests/integration/test_rate_limits.py sets its own).
-    for policy in ("USER", "ANONYMOUS", "LOGIN"):
+    for policy in ("USER", "ANONYMOUS", "LOGIN", "SERVICE"):
         env.setdefault(f"ERP_RATE_LIMITS_POLICIES_{policy}_LIMIT", "1000000")
     env.update(extra)
     return env

@@ -27,6 +27,7 @@ from emulator.services.keys import KeyRing
 from emulator.services.roles import PERMISSIONS, ROLE_NAMES, ROLES
 from emulator.services.rpc import Caller, ServiceError, invalid, not_found
 from emulator.services.server import ServiceServer
+from emulator.services.service_accounts import ServiceAccounts
 from emulator.services.store import MAX_BATCH, paginate
 from proto.erp.auth.v1 import auth_pb2, auth_pb2_grpc
 from proto.erp.auth.v1.contract import REVOKED_SESSION_TRAILER
@@ -111,6 +112,8 @@ class AuthState:
         self._by_email: dict[str, str] = {}  # lower-cased email -> user id
         self._sessions: dict[str, _Session] = {}
         self._refresh: dict[str, _RefreshToken] = {}  # sha256(token) -> record; never the token
+        self.service_accounts = ServiceAccounts(self.keys, issuer=issuer, audience=audience,
+                                                access_ttl=access_ttl, clock=clock)
         # Unknown emails are checked against this, so they cost the same time as real ones.
         self._decoy_hash = hash_password(secrets.token_urlsafe(16))
 
@@ -310,6 +313,27 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def BatchGetUsers(self, request, context):
         return auth_pb2.BatchGetUsersResponse(users=self._batch(
             request.ids, self.state.get_user, context))
+
+    async def CreateServiceAccount(self, request, context):
+        caller = Caller.of(context)
+        return self.state.service_accounts.create(caller.organization_id, caller.user_id, request.name,
+                                                  list(request.permissions))
+
+    async def ListServiceAccounts(self, request, context):
+        items, token, total = paginate(self.state.service_accounts.list(Caller.of(context).organization_id),
+                                       request.page_size, request.page_token)
+        return auth_pb2.ListServiceAccountsResponse(items=items, next_page_token=token, total_size=total)
+
+    async def RotateServiceAccountSecret(self, request, context):
+        return self.state.service_accounts.rotate(request.id, Caller.of(context).organization_id)
+
+    async def DeleteServiceAccount(self, request, context):
+        return self.state.service_accounts.delete(request.id, Caller.of(context).organization_id)
+
+    async def IssueServiceToken(self, request, context):
+        if not request.client_id or not request.client_secret:
+            raise invalid("client_id" if not request.client_id else "client_secret", "is required")
+        return self.state.service_accounts.issue_token(request.client_id, request.client_secret)
 
     async def ListUsers(self, request, context):
         users, token, total = paginate(self.state.users(Caller.of(context).organization_id),

@@ -15,6 +15,13 @@ class Principal:
     session_id: str  # the `sid`: the refresh-token family this access token belongs to
     expires_at: float
     issued_at: float
+    # A service account's own grants (its token's `permissions` claim); None for a person,
+    # whose permissions come from their roles.
+    permissions: tuple[str, ...] | None = None
+
+    @property
+    def is_service(self) -> bool:
+        return self.permissions is not None
 
     @property
     def revocation_ids(self) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ import jwt
 from runtime.auth.jwks import JwksCache
 from runtime.auth.principal import Principal
 from runtime.errors import Unauthenticated
+from runtime.rbac import is_grant
 
 MAX_TOKEN_BYTES = 8192  # real access tokens are ~1 KB; a 100 KB one is an attack
 _SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
@@ -116,6 +117,11 @@ def _principal(claims: dict) -> Principal:
         raise Unauthenticated("Token is missing required claims")
     if not (isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
         raise Unauthenticated("Token roles claim is invalid")
+    permissions = claims.get("permissions")
+    if permissions is not None and not (
+        isinstance(permissions, list) and len(permissions) <= 100 and all(isinstance(p, str) and is_grant(p) for p in permissions)
+    ):
+        raise Unauthenticated("Token permissions claim is invalid")
     return Principal(
         user_id=sub,
         organization_id=org,
@@ -125,6 +131,7 @@ def _principal(claims: dict) -> Principal:
         session_id=str(claims.get("sid", "")),
         expires_at=float(claims["exp"]),
         issued_at=float(claims["iat"]),
+        permissions=tuple(permissions) if permissions is not None else None,
     )
 
 

@@ -34,6 +34,8 @@ class RouteLimits:
         """`config` is the `rate_limits` section. Raises RegistryError naming the route."""
         self.prefix = key_prefix + "rl:"
         self.user = _policy("user", config)
+        # Machine clients get their own budget (`service`) when one is configured.
+        self.service = _policy("service", config) if "service" in config.policies else self.user
         self.anonymous = _policy("anonymous", config)
         self.named: Policy | None = None
         name = route.rate_limit
@@ -56,7 +58,7 @@ class RouteLimits:
         return cls(route, config.rate_limits, config.redis.key_prefix)
 
     def _subject(self, kind: str, ctx: "Context") -> str:
-        if kind == "user" and ctx.principal is not None:
+        if kind == "user" and ctx.principal is not None:  # a person or a service account
             return "u:" + ctx.principal.user_id
         if kind == "email_ip":
             email = str((ctx.body or {}).get("email", "")).strip().lower()
@@ -66,7 +68,8 @@ class RouteLimits:
 
     async def enforce(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
         prefix = self.prefix
-        default = self.user if ctx.principal is not None else self.anonymous
+        principal = ctx.principal
+        default = self.anonymous if principal is None else self.service if principal.is_service else self.user
         rules = [(default, f"{prefix}{default.name}:{self._subject(default.key, ctx)}")]
         if self.named is not None and self.named.name != default.name:
             rules.append((self.named, f"{prefix}{self.named.name}:{self._subject(self.named.key, ctx)}"))

@@ -94,6 +94,31 @@ class AuthServiceStub:
                 request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyRequest.SerializeToString,
                 response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyResponse.FromString,
                 _registered_method=True)
+        self.CreateServiceAccount = channel.unary_unary(
+                '/erp.auth.v1.AuthService/CreateServiceAccount',
+                request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.CreateServiceAccountRequest.SerializeToString,
+                response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountSecret.FromString,
+                _registered_method=True)
+        self.ListServiceAccounts = channel.unary_unary(
+                '/erp.auth.v1.AuthService/ListServiceAccounts',
+                request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListServiceAccountsRequest.SerializeToString,
+                response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListServiceAccountsResponse.FromString,
+                _registered_method=True)
+        self.RotateServiceAccountSecret = channel.unary_unary(
+                '/erp.auth.v1.AuthService/RotateServiceAccountSecret',
+                request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountRef.SerializeToString,
+                response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountSecret.FromString,
+                _registered_method=True)
+        self.DeleteServiceAccount = channel.unary_unary(
+                '/erp.auth.v1.AuthService/DeleteServiceAccount',
+                request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountRef.SerializeToString,
+                response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccount.FromString,
+                _registered_method=True)
+        self.IssueServiceToken = channel.unary_unary(
+                '/erp.auth.v1.AuthService/IssueServiceToken',
+                request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.IssueServiceTokenRequest.SerializeToString,
+                response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceTokenResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -179,6 +204,41 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateServiceAccount(self, request, context):
+        """Machine clients: service accounts of the caller's organization (x-organization-id),
+        each with its own permissions. The secret is returned once, on create and rotate,
+        and stored only as a hash.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServiceAccounts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateServiceAccountSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteServiceAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueServiceToken(self, request, context):
+        """OAuth 2.0 client-credentials grant (RFC 6749 section 4.4): a short-lived access token
+        whose `sub` is the account and whose `permissions` claim lists its grants.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -241,6 +301,31 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.RotateSigningKey,
                     request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyRequest.FromString,
                     response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyResponse.SerializeToString,
+            ),
+            'CreateServiceAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateServiceAccount,
+                    request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.CreateServiceAccountRequest.FromString,
+                    response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountSecret.SerializeToString,
+            ),
+            'ListServiceAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServiceAccounts,
+                    request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListServiceAccountsRequest.FromString,
+                    response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListServiceAccountsResponse.SerializeToString,
+            ),
+            'RotateServiceAccountSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateServiceAccountSecret,
+                    request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountRef.FromString,
+                    response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountSecret.SerializeToString,
+            ),
+            'DeleteServiceAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteServiceAccount,
+                    request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountRef.FromString,
+                    response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccount.SerializeToString,
+            ),
+            'IssueServiceToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueServiceToken,
+                    request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.IssueServiceTokenRequest.FromString,
+                    response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -567,6 +652,141 @@ class AuthService:
             '/erp.auth.v1.AuthService/RotateSigningKey',
             proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyRequest.SerializeToString,
             proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateServiceAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.auth.v1.AuthService/CreateServiceAccount',
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.CreateServiceAccountRequest.SerializeToString,
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServiceAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.auth.v1.AuthService/ListServiceAccounts',
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListServiceAccountsRequest.SerializeToString,
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListServiceAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateServiceAccountSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.auth.v1.AuthService/RotateServiceAccountSecret',
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountRef.SerializeToString,
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteServiceAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.auth.v1.AuthService/DeleteServiceAccount',
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountRef.SerializeToString,
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccount.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueServiceToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.auth.v1.AuthService/IssueServiceToken',
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.IssueServiceTokenRequest.SerializeToString,
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,13 @@
+"""Service accounts: machine clients of an organization (a bank feed, a warehouse), managed by
+its admins. The request schema the handlers of this package share."""
+
+from runtime.schema import Body, Field, text
+
+GRANT = Field(str, min_length=5, max_length=100, doc='"domain.resource:action", "*" allowed per segment')
+
+CREATE = Body("CreateServiceAccountRequest", {
+    "name": text(1, 100, doc="Unique in the organization, e.g. bank-feed"),
+    "permissions": Field(list, min_length=1, max_length=50, items=GRANT,
+                         doc="Grants, none beyond what the creating admin holds"),
+})
+

@@ -1,0 +1,15 @@
+from proto.erp.auth.v1 import auth_pb2
+from runtime import Reply, endpoint
+from runtime.auth.service_accounts import revoke_generation
+from runtime.protobuf import to_dict
+
+
+@endpoint("POST", "/api/v1/auth/service-accounts/{id}/rotate", permission="auth.service_accounts:update",
+          tags=["auth"])
+async def rotate_service_account(req, ctx, id):
+    """A new client secret (shown once); the old one and every token it obtained stop working."""
+    rotated = await ctx.backends.auth.RotateServiceAccountSecret(auth_pb2.ServiceAccountRef(id=id))
+    await revoke_generation(ctx.resources, rotated.previous_generation)
+    answer = to_dict(rotated.account)
+    answer["client_secret"] = rotated.client_secret
+    return Reply(answer, message="Secret rotated; store the new client secret now, it is not shown again")
