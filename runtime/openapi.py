@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -17,6 +18,18 @@ from runtime.endpoint import Route
 from runtime.rest import Page
 
 Schema = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Document:
+    """`response=` of a route that answers its own documents, not the envelope (GraphQL,
+    GraphiQL's files): their schema and media types; `enveloped_errors`: its errors are
+    still envelopes (else every status answers such a document)."""
+
+    schema: Schema
+    media_types: tuple[str, ...] = ("application/json",)
+    enveloped_errors: bool = False
+    description: str = "OK"
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -161,6 +174,14 @@ def _operation(route: Route, messages: MessageSchemas, components: dict[str, Sch
 
 
 def _responses(route: Route, messages: MessageSchemas) -> Schema:
+    if isinstance(route.response, Document):
+        doc = route.response
+        content = {media: {"schema": doc.schema} for media in doc.media_types}
+        answer = {"description": doc.description, "content": content}
+        if doc.enveloped_errors:
+            return {str(route.status): answer, "404": _error_response(_ERRORS["404"]),
+                    "default": _error_response("Error")}
+        return {str(route.status): answer, "default": {**answer, "description": "Errors, in `errors`"}}
     success: Schema = {
         "description": "OK" if route.status == 200 else "Created" if route.status == 201 else "Success",
         "content": {"application/json": {"schema": _envelope(_data_schema(route.response, messages))}},

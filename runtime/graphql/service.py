@@ -89,14 +89,15 @@ class _Worker:
         self.documents = Documents(schema.schema, config.graphql)
         self.persisted = PersistedQueries(resources.valkey_mux, config.redis.key_prefix,
                                           config.graphql.persisted_query_ttl)
-        self.limits: dict[Any, RouteLimits | None] = {}
+        self.limits: dict[tuple[str, str], RouteLimits | None] = {}
 
     def route_limits(self, route: Any, config: Any) -> RouteLimits | None:
-        limits_ = self.limits.get(route, False)
+        key = (route.method, route.path)
+        limits_ = self.limits.get(key, False)
         if limits_ is False:
             # The route itself is exempt from the pipeline's check; the default user or
             # anonymous budget applies here, after authentication, as it does for REST.
-            limits_ = self.limits[route] = RouteLimits.for_route(dataclasses.replace(route, rate_limit=None), config)
+            limits_ = self.limits[key] = RouteLimits.for_route(dataclasses.replace(route, rate_limit=None), config)
         return limits_
 
 
