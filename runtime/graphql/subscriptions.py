@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -165,6 +166,17 @@ class _Session:
         else:
             raise _Close(4400, "Invalid message received")
 
+    async def _still_signed_in(self) -> None:
+        """Like /ws: a token that expired or was revoked (logout) ends the socket (4403)."""
+        principal = self.principal
+        if time.time() < principal.expires_at and not await self.resources.revocations.is_revoked(
+                *principal.revocation_ids):
+            return
+        with contextlib.suppress(Exception):
+            await self._send({"type": "websocket.close", "code": 4403, "reason": "Forbidden: token expired or revoked"})
+        self.stop()
+        raise asyncio.CancelledError
+
     def _context(self) -> Context:
         ctx = Context(self.resources, self.route, request_id(None), self.client)
         ctx.principal = self.principal
@@ -194,6 +206,7 @@ class _Session:
                     return
                 try:
                     async for result in stream:
+                        await self._still_signed_in()
                         ctx.loaders = Loaders(ctx)  # each event resolves with fresh loaders
                         await self.send({"type": "next", "id": id_, "payload": _formatted(result, ctx)})
                 finally:

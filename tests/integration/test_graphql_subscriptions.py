@@ -66,3 +66,28 @@ def test_a_bad_token_is_refused_in_connection_init(gateway):
     assert run.returncode == 3, run.stdout + run.stderr
     closed = json.loads(run.stdout.strip().splitlines()[-1])
     assert closed["closed"] == 4403 and "Forbidden" in closed["reason"]
+
+
+def test_logging_out_ends_the_subscriptions(gateway, http):
+    subscriber = login(http, "manager@acme.example")  # a session of its own, logged out below
+    publisher = login(http, "manager@acme.example")["access_token"]
+    ws_url = gateway.url.replace("http://", "ws://") + "/graphql"
+    client = subprocess.Popen(["node", str(JS / "subscribe.mjs"), ws_url, subscriber["access_token"], "never"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    try:
+        lines = _lines(client, deadline)
+        assert next(lines) == "acked"
+        assert http.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {subscriber['access_token']}"},
+                         json={}).status_code == 200
+        seen = []
+        while client.poll() is None and time.monotonic() < deadline:
+            http.post("/api/v1/notifications", headers={"Authorization": f"Bearer {publisher}"},
+                      json={"channel": f"notifications:{subscriber['user']['id']}", "data": {"after": "logout"}})
+            seen += list(_lines(client, time.monotonic() + 0.3))
+        assert client.wait(5) == 3, seen
+    finally:
+        client.kill()
+    closed = json.loads(seen[-1])
+    assert closed["closed"] == 4403 and "revoked" in closed["reason"]
+    assert not any('"after"' in line for line in seen)  # nothing was delivered after the logout
