@@ -113,7 +113,7 @@ class GatewayApp:
 def build_app(config: Config, routes: list[Route] | None = None) -> GatewayApp:
     routes = discover() if routes is None else routes
     check_routes(config, routes)
-    state = SimpleNamespace(resources=None, routes=routes, config=config, realtime=None)
+    state = SimpleNamespace(resources=None, routes=routes, config=config, realtime=None, route_limits=[])
     state.realtime = RealtimeEndpoint(config, state)
     app = falcon.asgi.App(middleware=[GatewayMiddleware(config, state)])
     app.req_options.strip_url_path_trailing_slash = True

@@ -8,6 +8,7 @@ before routing and authentication: a browser never sends credentials with them.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from runtime.errors import Forbidden
 from runtime.observability.logs import configure_logging
 from runtime.realtime import shutdown
 from runtime.request_id import request_id
+from runtime.reload import ConfigReloader, swap_policies
 from runtime.resources import Resources
 from runtime.security.client_ip import ClientIp
 from runtime.security.cors import Cors
@@ -62,11 +64,19 @@ class GatewayMiddleware:
         if getattr(self.state, "realtime", None) is not None:
             self.state.realtime.start(self.state.resources)
             shutdown.install(self.state.realtime.close_all)
+        self.reloader = None
+        path = os.environ.get("CONFIG_FILE")
+        if path and self.config.server.reload_interval > 0:
+            self.reloader = ConfigReloader(path, self.config.server.reload_interval, self.config,
+                                           swap_policies(self, self.state))
+            self.reloader.start()
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
         if getattr(self.state, "realtime", None) is not None:
             # Sockets first, with 1001: clients reconnect to another instance and resume.
             await self.state.realtime.close_all()
+        if getattr(self, "reloader", None) is not None:
+            await self.reloader.close()
         if self.state.resources is not None:
             await self.state.resources.close()
             self.state.resources = None

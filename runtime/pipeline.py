@@ -159,6 +159,8 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
     """The Falcon responder for one route; `state.resources` is filled by the lifespan."""
     max_body = route.max_body_bytes
     limits = RouteLimits.for_route(route, state.config)  # a bad declaration stops start-up here
+    if limits is not None:
+        state.route_limits.append(limits)  # for hot reload (runtime.reload)
     # A cached read with nothing to read after the limit: its rate limit may share the cache
     # read's round trip (the module docstring).
     speculate = limits is not None and not limits.needs_body and route.cache is not None and route.body is None

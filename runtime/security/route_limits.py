@@ -11,6 +11,7 @@ Everything that can be wrong with a route's declaration is found at start-up.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from typing import TYPE_CHECKING, Any
 
@@ -32,24 +33,41 @@ def _policy(name: str, config: Any) -> Policy:
 class RouteLimits:
     def __init__(self, route: Route, config: Any, key_prefix: str = "") -> None:
         """`config` is the `rate_limits` section. Raises RegistryError naming the route."""
+        self.route = route
         self.prefix = key_prefix + "rl:"
-        self.user = _policy("user", config)
+        self._load(config)
+
+    def _load(self, config: Any) -> None:
+        route = self.route
+        user = _policy("user", config)
+        anonymous = _policy("anonymous", config)
         # Machine clients get their own budget (`service`) when one is configured.
-        self.service = _policy("service", config) if "service" in config.policies else self.user
-        self.anonymous = _policy("anonymous", config)
-        self.named: Policy | None = None
+        service = _policy("service", config) if "service" in config.policies else user
+        named: Policy | None = None
         name = route.rate_limit
         where = f"{route.method} {route.path} ({route.name})"
         if isinstance(name, str):
             if name not in config.policies:
                 raise RegistryError(f"{where}: rate_limit {name!r} is not a policy in rate_limits.policies "
                                     f"(known: {', '.join(config.policies)})")
-            self.named = _policy(name, config)
-            if self.named.key == "user" and route.auth == "none":
+            named = _policy(name, config)
+            if named.key == "user" and route.auth == "none":
                 raise RegistryError(f"{where}: rate_limit {name!r} counts per user but the route has no authentication")
-            if self.named.key == "email_ip" and (route.body is None or "email" not in route.body.fields):
+            if named.key == "email_ip" and (route.body is None or "email" not in route.body.fields):
                 raise RegistryError(f"{where}: rate_limit {name!r} counts per email but the body has no `email` field")
-        self.needs_body = self.named is not None and self.named.key == "email_ip"
+            if hasattr(self, "needs_body") and self.needs_body != (named.key == "email_ip"):
+                raise RegistryError(f"{where}: rate_limit {name!r} may not change what it is keyed on without a restart")
+        # Assigned together, after every check: a refused reload leaves the old policies whole.
+        self.user, self.anonymous, self.service, self.named = user, anonymous, service, named
+        self.needs_body = named is not None and named.key == "email_ip"
+
+    def check(self, config: Any) -> None:
+        """Raise RegistryError if `config` (the whole configuration) cannot serve this route."""
+        copy.copy(self)._load(config.rate_limits)
+
+    def reload(self, config: Any) -> None:
+        """Take the rate-limit policies of `config` (checked with `check` first)."""
+        self._load(config.rate_limits)
 
     @classmethod
     def for_route(cls, route: Route, config: Any) -> "RouteLimits | None":
