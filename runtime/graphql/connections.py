@@ -15,13 +15,8 @@ from urllib.parse import urlencode
 import orjson
 
 from runtime.errors import ValidationFailed
+from runtime.graphql.read_ahead import taken
 from runtime.rest import MAX_PAGE_SIZE, Collection
-
-
-def taken(ctx: Any, policy: str, resource: str) -> Any:
-    from runtime.graphql.service import taken as _taken  # the service imports this module
-
-    return _taken(ctx, policy, resource)
 
 
 def encode_cursor(page_token: str, index: int) -> str:

@@ -38,6 +38,7 @@ from runtime.graphql.errors import (
     request_error,
 )
 from runtime.graphql.loaders import Loaders
+from runtime.graphql.read_ahead import Failed, leave
 from runtime.graphql.registry import discover
 from runtime.graphql.schema import Schema, build, check_access, load_sdl
 from runtime.pipeline import authenticate
@@ -322,24 +323,8 @@ class _Limit:
         except RateLimited as error:
             raise RequestError(error.status, [from_api_error(error)], error.headers, always=True) from None
         except Exception as error:  # the load failed: its field reports it, the rest still runs
-            outcome = _Failed(error)
-        ctx.loaders.memo[("cache", policy, resource)] = outcome
-
-
-class _Failed:
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-
-def taken(ctx: Any, policy: str, resource: str) -> Any:
-    """What a read-ahead left for this resolver (raising what its load raised), or None."""
-    memo = ctx.loaders.memo if ctx.loaders is not None else None
-    if not memo:
-        return None
-    outcome = memo.pop(("cache", policy, resource), None)
-    if isinstance(outcome, _Failed):
-        raise outcome.error
-    return outcome
+            outcome = Failed(error)
+        leave(ctx, policy, resource, outcome)
 
 
 class _Headers(dict):

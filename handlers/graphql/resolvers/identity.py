@@ -13,7 +13,8 @@ from proto.erp.auth.v1 import auth_pb2
 from runtime.auth.session import end_session, revoke_replayed_session, token_answer
 from runtime.errors import NotFound, Unauthenticated
 from runtime.graphql import crud, resolver
-from runtime.graphql.connections import cached, taken
+from runtime.graphql.connections import cached
+from runtime.graphql.read_ahead import taken
 from runtime.protobuf import to_dict
 from runtime.rest import Collection
 from runtime.security.route_limits import RouteLimits
