@@ -137,7 +137,7 @@ def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, c
 
 def granian_command(host: str, port: int, workers: int) -> list[str]:
     return [
-        sys.executable, "-m", "granian",
+        sys.executable, "-m", "runtime.serve",  # Granian, with one listener shared by the workers
         "--interface", "asgi", "--factory", "runtime.app:create_app",
         "--host", host, "--port", str(port), "--workers", str(workers),
         "--loop", "uvloop", "--log-level", "warning",
@@ -329,6 +329,21 @@ def show_config(config_path: str | None) -> None:
         # Map entries (grpc.services.auth) are described under their map's key.
         why = pending.get(key) or pending.get(key.rpartition(".")[0], "")
         click.echo(f"{key.ljust(width)}  {value}  ({source})" + (f"  [{why}]" if why else ""))
+
+
+@main.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+def openapi(output: str | None) -> None:
+    """Print the OpenAPI document generated from the handler registry (what /openapi.json serves)."""
+    from runtime.endpoint import discover
+    from runtime.openapi import document
+
+    text = orjson.dumps(document(discover()), option=orjson.OPT_INDENT_2).decode() + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8") as out:
+            out.write(text)
 
 
 @main.command()

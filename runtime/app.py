@@ -20,6 +20,8 @@ import orjson
 from runtime import errors
 from runtime.config import Config, ConfigError, load_config
 from runtime.endpoint import Route, discover
+from runtime.expect_continue import DeferredContinue
+from runtime.methods import allowed_methods, options_responder
 from runtime.middleware import GatewayMiddleware
 from runtime.pipeline import JSON, responder
 from runtime.realtime.socket import RealtimeEndpoint
@@ -50,6 +52,11 @@ def write_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, error: err
         resp.set_header(name, value)
 
 
+def _shown(text: str, limit: int = 100) -> str:
+    """Caller input quoted in a message, bounded: an answer never echoes unbounded input."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 async def _on_api_error(req, resp, ex: errors.ApiError, params, **_):
     write_error(req, resp, ex)
 
@@ -57,9 +64,9 @@ async def _on_api_error(req, resp, ex: errors.ApiError, params, **_):
 async def _on_http_error(req, resp, ex: falcon.HTTPError, params, **_):
     kind = _FALCON_STATUS.get(ex.status_code, errors.ApiError)
     if ex.status_code == 404:
-        error = errors.NotFound(f"No route for {req.method} {req.path}")
+        error = errors.NotFound(f"No route for {_shown(req.method)} {_shown(req.path)}")
     elif ex.status_code == 405:
-        error = errors.MethodNotAllowed(f"{req.method} is not allowed on {req.path}")
+        error = errors.MethodNotAllowed(f"{_shown(req.method)} is not allowed on {_shown(req.path)}")
     else:
         error = kind(ex.description or ex.title)
     if kind is errors.ApiError:
@@ -115,14 +122,18 @@ def build_app(config: Config, routes: list[Route] | None = None) -> GatewayApp:
     check_routes(config, routes)
     state = SimpleNamespace(resources=None, routes=routes, config=config, realtime=None, route_limits=[])
     state.realtime = RealtimeEndpoint(config, state)
-    app = falcon.asgi.App(middleware=[GatewayMiddleware(config, state)])
+    middleware = GatewayMiddleware(config, state)
+    app = falcon.asgi.App(middleware=[middleware])
     app.req_options.strip_url_path_trailing_slash = True
     by_path: dict[str, list[Route]] = defaultdict(list)
     for route in routes:
         by_path[route.path].append(route)
     for path, path_routes in by_path.items():
-        resource = SimpleNamespace(**{f"on_{r.method.lower()}": responder(r, state) for r in path_routes})
-        app.add_route(path, resource)
+        responders = {f"on_{r.method.lower()}": responder(r, state) for r in path_routes}
+        if "on_get" in responders:
+            responders["on_head"] = responders["on_get"]  # runtime.methods: HEAD is GET without the body
+        responders["on_options"] = options_responder(allowed_methods([r.method for r in path_routes]), middleware)
+        app.add_route(path, SimpleNamespace(**responders))
     app.add_error_handler(Exception, _on_unexpected)
     app.add_error_handler(falcon.HTTPError, _on_http_error)
     app.add_error_handler(errors.ApiError, _on_api_error)
@@ -131,7 +142,7 @@ def build_app(config: Config, routes: list[Route] | None = None) -> GatewayApp:
 
 def create_app(config: Config | None = None) -> GatewayApp:
     try:
-        return build_app(config or load_config())
+        return DeferredContinue(build_app(config or load_config()))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -360,6 +360,8 @@ SERVER = Section("server", {
     "request_timeout": F(Duration(min=0.001), "30s", "Per-request budget across all backend calls."),
     "trusted_proxies": F(List(Str(_ip_or_cidr, "an IP address or CIDR")), [],
                          "Proxies whose X-Forwarded-For is believed."),
+    "reload_interval": F(Duration(), "1s", "How often each worker checks CONFIG_FILE for changes to rbac, "
+                         "rate_limits and cors, applied without a restart (0 turns it off)."),
     "tls_enabled": F(Bool(), False, "Serve HTTPS."),
     "reload_interval": F(Duration(), "1s", "How often each worker checks CONFIG_FILE for changes to rbac, "
                          "rate_limits and cors, applied without a restart (0 turns it off)."),
@@ -443,7 +445,7 @@ CORS = Section("cors", {
                          "Methods allowed cross-origin."),
     "allowed_headers": F(List(), ["*"], "Request headers allowed cross-origin."),
     "exposed_headers": F(List(), ["X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
-                                  "Retry-After"], "Response headers readable cross-origin."),
+                                  "Retry-After", "ETag", "Location", "X-Cache"], "Response headers readable cross-origin."),
     "allow_credentials": F(Bool(), True, "Allow cookies/Authorization cross-origin."),
     "max_age": F(Duration(), "10m", "How long browsers cache a preflight."),
 }, "Cross-origin requests.", validate=_check_cors)

@@ -10,17 +10,24 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from runtime.rbac import is_required_permission
-from runtime.schema import Body
+from runtime.schema import Body, Field
 
 Handler = Callable[..., Awaitable[Any]]
 
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 AUTH_MODES = ("required", "optional", "none")
+
+# Every `{name}` in a path: record ids are short; a longer one is a 400 before any backend call,
+# and no answer ever echoes more than this much of it.
+PATH_PARAMETER = Field(str, min_length=1, max_length=64, doc="A record id")
 
 
 @dataclass(frozen=True)
@@ -39,12 +46,20 @@ class Route:
     tags: tuple[str, ...] = ()
     query: Body | None = None  # query parameters, validated like a body into ctx.query
     etag: bool = False  # a strong ETag on 200 answers; If-None-Match -> 304
-    # What `data` holds, for /openapi.json: a protobuf message class, a runtime.rest.Page of
-    # one, or a JSON Schema dict; None: undocumented.
+    # What `data` holds (runtime.responses): a protobuf message class, a runtime.rest.Page,
+    # a Record, a Document (no envelope) or a JSON Schema dict; None: `data` is null.
     response: Any = None
+    # Statuses the handler itself answers beyond what the declarations above imply (status ->
+    # why, or (why, JSON Schema of the error's `data`)), e.g. login's 401 for a wrong password.
+    errors: Mapping[int, Any] = field(default_factory=dict)
+    upstream: bool = True  # calls a backend, so may answer 502, 503 and 504
     # Also accepts WebSocket upgrades at this path: `async fn(scope, receive, send, resources,
     # route)`, raw ASGI (GraphQL subscriptions on /graphql).
     websocket: Any = None
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        return tuple(_PATH_PARAM.findall(self.path))
 
     @property
     def name(self) -> str:
@@ -72,6 +87,8 @@ def endpoint(
     query: Body | None = None,
     etag: bool = False,
     response: Any = None,
+    errors: Mapping[int, Any] | None = None,
+    upstream: bool = True,
     websocket: Any = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a handler: `async def fn(req, ctx, **path_params) -> data`."""
@@ -112,6 +129,8 @@ def endpoint(
             query=query,
             etag=etag,
             response=response,
+            errors=dict(errors or {}),
+            upstream=upstream,
             websocket=websocket,
         )
         return fn

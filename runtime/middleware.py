@@ -1,8 +1,9 @@
 """The one Falcon middleware: request id, client IP, access log, security headers, CORS, lifespan.
 
 It wraps every request, matched or not, so unknown routes and wrong methods get the same
-X-Request-ID, headers and log line as handled ones. CORS preflights are answered here,
-before routing and authentication: a browser never sends credentials with them.
+X-Request-ID, headers and log line as handled ones. CORS preflights are answered by each
+path's OPTIONS responder (runtime.methods), which knows the path's methods; like OPTIONS,
+they never reach authentication.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ import time
 from typing import Any
 
 import falcon.asgi
-import orjson
 
 from runtime.config import Config, pending_keys
-from runtime.errors import Forbidden
 from runtime.observability.logs import configure_logging
 from runtime.realtime import shutdown
 from runtime.request_id import request_id
@@ -86,22 +85,6 @@ class GatewayMiddleware:
         req.context.request_id = request_id(req.get_header("X-Request-ID"))
         req.context.user_id = None
         req.context.client_ip = self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
-        origin = req.get_header("Origin")
-        if origin is not None and req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method"):
-            self._preflight(req, resp, origin)
-
-    def _preflight(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, origin: str) -> None:
-        req.context.preflight = True
-        resp.complete = True  # no routing, no authentication, no handler
-        allowed = self.cors.preflight(origin, req.get_header("Access-Control-Request-Headers"))
-        if allowed is None:
-            resp.status = 403
-            resp.content_type = "application/json"
-            resp.data = orjson.dumps(Forbidden("This origin is not allowed").body(req.context.request_id))
-            resp.append_header("Vary", "Origin")
-            return
-        resp.status = 204
-        _add_headers(resp, allowed)
 
     async def process_response(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, req_succeeded: bool

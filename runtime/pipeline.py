@@ -35,8 +35,8 @@ import falcon.asgi
 import orjson
 
 from runtime.context import Context
-from runtime.endpoint import Route
-from runtime.errors import ApiError, Forbidden, Unauthenticated
+from runtime.endpoint import PATH_PARAMETER, Route
+from runtime.errors import ApiError, Forbidden, Unauthenticated, ValidationFailed
 from runtime.auth.tokens import bearer_token
 from runtime.idempotency import HEADER, applies as idempotency_applies
 from runtime.rbac import grants_allow
@@ -68,6 +68,14 @@ def authorize(ctx: Context, permission: str) -> None:
             raise Forbidden(f"This service account is not granted {permission}")
     elif not ctx.resources.policy.allows(principal.roles, permission):
         raise Forbidden(f"Your role does not grant {permission}")
+
+
+def check_path(params: dict[str, str]) -> None:
+    """Path parameters within PATH_PARAMETER's limits; the problem names the parameter, never echoes it."""
+    for name, value in params.items():
+        problem = PATH_PARAMETER.check(value)
+        if problem:
+            raise ValidationFailed(errors={name: [problem]})
 
 
 _ENTITY_TAG = re.compile(r'(?:W/)?("[^"]*")')
@@ -141,7 +149,7 @@ async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx
     return result
 
 
-def _read_ahead(req: falcon.asgi.Request, ctx: Context) -> bool:
+def _read_ahead(req: falcon.asgi.Request, ctx: Context, params: dict[str, str]) -> bool:
     """Authorization and query validation ahead of their turn (they are pure): True when both
     pass, so that only the rate limit stands between the request and the cache."""
     route = ctx.route
@@ -150,6 +158,8 @@ def _read_ahead(req: falcon.asgi.Request, ctx: Context) -> bool:
             authorize(ctx, route.permission)
         if route.query is not None:
             ctx.query = route.query.validate_query(req.params)
+        if params:
+            check_path(params)
     except ApiError:
         return False
     return True
@@ -171,7 +181,7 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
         ctx = Context(resources, route, req.context.request_id, req.context.client_ip)
         if route.auth != "none":
             await authenticate(req, ctx)
-        if speculate and ctx.principal is not None and resources.cache is not None and _read_ahead(req, ctx):
+        if speculate and ctx.principal is not None and resources.cache is not None and _read_ahead(req, ctx, params):
             result = await call_handler(req, resp, ctx, params, gate=limits.enforce(resp, ctx))
         else:
             if limits is not None and not limits.needs_body:
@@ -185,6 +195,8 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
                     await limits.enforce(resp, ctx)
             if route.query is not None:
                 ctx.query = route.query.validate_query(req.params)
+            if params:
+                check_path(params)
             if idempotent and resources.idempotency is not None and req.get_header(HEADER) is not None:
                 async def handle() -> None:
                     write_success(resp, route, await call_handler(req, resp, ctx, params))

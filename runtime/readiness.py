@@ -14,6 +14,25 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from runtime.resources import Resources
 
+from runtime.responses import Record
+
+# What check_dependencies answers, for /openapi.json (kept next to the code that builds it).
+DEPENDENCY = Record("Dependency", {
+    "status": {"type": "string", "enum": ["up", "down"]},
+    "latency_ms": {"type": "number", "minimum": 0, "description": "Of the latest health check"},
+    "checked_ms_ago": {"type": "integer", "minimum": 0},
+    "required": {"type": "boolean", "description": "While a required dependency is down, /ready answers 503"},
+    "error": {"type": "string", "description": "Why it is down"},
+    "breaker": {"type": "string", "enum": ["closed", "open", "half_open"], "description": "gRPC backends: the circuit breaker"},
+    "in_flight": {"type": "integer", "minimum": 0, "description": "gRPC backends: calls in progress"},
+    "rate_limits": {"type": "string", "enum": ["shared", "local"], "description": "valkey: where rate limits are counted"},
+    "revocations": {"type": "string", "enum": ["synced", "per-request"], "description": "valkey: how revocations are checked"},
+}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations"), doc="One dependency's health")
+READINESS = Record("Readiness", {
+    "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
+    "dependencies": {"type": "object", "additionalProperties": DEPENDENCY},
+}, doc="Each dependency with its status and latency")
+
 
 async def check_dependencies(resources: "Resources") -> dict[str, Any]:
     monitor, now = resources.health, time.monotonic()

@@ -7,7 +7,8 @@ import uuid
 
 # Well-formed: what tracing systems and load balancers emit (UUIDs, hex, base64url-ish ids),
 # bounded so a hostile header cannot flood logs or break log parsers.
-_WELL_FORMED = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+PATTERN = r"^[A-Za-z0-9._:-]{8,128}$"  # also what /openapi.json promises (a uuid4 hex when generated)
+_WELL_FORMED = re.compile(PATTERN)
 
 
 def request_id(incoming: str | None) -> str:

@@ -160,7 +160,9 @@ class Body:
         clean: dict[str, Any] = {}
         for key in data:
             if key not in self.fields:
-                errors.setdefault(key, []).append("is not a recognised field")
+                # Named so the client finds it, but never echoed at unbounded length.
+                shown = key if len(key) <= 64 else key[:64] + "..."
+                errors.setdefault(shown, []).append("is not a recognised field")
         for name, spec in self.fields.items():
             if name not in data or data[name] is None:
                 if spec.required and not self.partial:

@@ -4,6 +4,8 @@
   JWKS HTTP server) on free ports, run in a background thread of this process so tests can
   reach into the auth emulator (mint odd tokens, rotate keys).
 - `gateway`: the real gateway on Granian (a subprocess), pointed at `stack`.
+- Every answer a test receives from a gateway through httpx is checked against the OpenAPI
+  document (tests/contract.py): an answer the document does not describe fails the test.
 """
 
 from __future__ import annotations
@@ -19,7 +21,56 @@ import pytest
 from emulator.processes import stop
 from runtime.config import load_config
 
+from tests.contract import contract
 from tests.support import DEMO_PASSWORD, granian_env, start_gateway
+
+
+def _check_answer(response: httpx.Response) -> None:
+    # A gateway's answer always carries X-Request-ID; other servers (JWKS, bench apps) are not checked.
+    if "x-request-id" not in response.headers:
+        return
+    request = response.request
+    problems = contract().problems(request.method, request.url.path, response.status_code,
+                                   response.headers, response.content)
+    assert not problems, ("answer does not match /openapi.json (fix the route's @endpoint declarations: response=, "
+                          "errors=, upstream=; see runtime/openapi.py):\n  " + "\n  ".join(problems))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def answers_match_the_document():
+    """Patch httpx so that every answer (not streamed) is checked as it arrives."""
+    sync_send, async_send = httpx.Client.send, httpx.AsyncClient.send
+
+    def send(self, request, **kwargs):
+        response = sync_send(self, request, **kwargs)
+        if not kwargs.get("stream"):
+            _check_answer(response)
+        return response
+
+    async def asend(self, request, **kwargs):
+        response = await async_send(self, request, **kwargs)
+        if not kwargs.get("stream"):
+            _check_answer(response)
+        return response
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx.Client, "send", send)
+        patch.setattr(httpx.AsyncClient, "send", asend)
+        yield
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Which documented answers the run checked: operations never exercised are listed."""
+    seen = contract().seen
+    if not seen:
+        return
+    operations = {(m.upper(), p) for p, item in contract().doc["paths"].items() for m in item}
+    hit = {(m, p) for m, p, _ in seen}
+    missed = sorted(operations - hit)
+    terminalreporter.write_line(f"contract: {sum(seen.values())} answers checked against /openapi.json, "
+                                f"{len(hit)}/{len(operations)} operations, {len(seen)} (operation, status) pairs")
+    if missed and len(missed) <= 12:  # a partial run misses many; the whole suite should miss none
+        terminalreporter.write_line("contract: not exercised: " + ", ".join(f"{m} {p}" for m, p in missed))
 
 
 class StackThread:

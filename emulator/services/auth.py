@@ -26,6 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from emulator.services.keys import KeyRing
 from emulator.services.roles import PERMISSIONS, ROLE_NAMES, ROLES
 from emulator.services.rpc import Caller, ServiceError, invalid, not_found
+from runtime.timestamps import timestamp
 from emulator.services.server import ServiceServer
 from emulator.services.service_accounts import ServiceAccounts
 from emulator.services.store import MAX_BATCH, paginate
@@ -64,9 +65,7 @@ def _sha256(token: str) -> str:
 
 
 def _timestamp(seconds: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
+    return timestamp(seconds)  # milliseconds: the one precision of runtime.timestamps
 
 
 def _unauthenticated(details: str) -> ServiceError:

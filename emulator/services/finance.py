@@ -15,6 +15,7 @@ from emulator.services.server import ServiceServer
 from emulator.services.store import Resource, Store, defaults
 from proto.erp.common.v1.common_pb2 import Money
 from proto.erp.finance.v1 import finance_pb2, finance_pb2_grpc
+from runtime.timestamps import now
 
 ACCOUNT_TYPES = frozenset({"asset", "liability", "equity", "revenue", "expense"})
 INVOICE_STATUSES = frozenset({"draft", "sent", "paid", "overdue", "void"})
@@ -59,7 +60,7 @@ def _prepare_invoice(invoice: Message) -> None:
 
 def _prepare_payment(payment: Message) -> None:
     if not payment.HasField("paid_at"):
-        payment.paid_at.GetCurrentTime()
+        payment.paid_at.CopyFrom(now())  # milliseconds, like every timestamp (runtime.timestamps)
 
 
 RESOURCES = (

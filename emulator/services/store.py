@@ -23,6 +23,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from emulator.services.rpc import ServiceError, invalid, not_found
+from runtime.timestamps import now
 
 M = TypeVar("M", bound=Message)
 
@@ -81,9 +82,7 @@ def paginate(items: Sequence[M], page_size: int, page_token: str) -> tuple[list[
 
 
 def _now() -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
+    return now()  # milliseconds: the one precision of runtime.timestamps
 
 
 def _copy(msg: M) -> M:

@@ -1,6 +1,6 @@
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint
-from runtime.auth.session import token_answer
+from runtime.auth.session import TOKEN_ANSWER, token_answer
 from runtime.schema import EMAIL, Body, Field
 
 LOGIN = Body(
@@ -13,7 +13,8 @@ LOGIN = Body(
 )
 
 
-@endpoint("POST", "/api/v1/auth/login", auth=False, body=LOGIN, rate_limit="login")
+@endpoint("POST", "/api/v1/auth/login", auth=False, body=LOGIN, rate_limit="login", response=TOKEN_ANSWER,
+          errors={401: "Wrong email or password, or the account is disabled"})
 async def login(req, ctx):
     """Sign in with email and password; returns an access and a refresh token."""
     body = ctx.body

@@ -5,8 +5,8 @@ from runtime.schema import Body, Field
 LOGOUT = Body("LogoutRequest", {"refresh_token": Field(str, required=False, min_length=1, max_length=512)})
 
 
-@endpoint("POST", "/api/v1/auth/logout", body=LOGOUT)
+@endpoint("POST", "/api/v1/auth/logout", body=LOGOUT)  # data: null
 async def logout(req, ctx):
     """Sign out: revoke this session's access tokens everywhere and its refresh-token family."""
     await end_session(ctx, ctx.body.get("refresh_token", ""))
-    return Reply({"revoked": True}, message="Logged out")
+    return Reply(None, message="Logged out")

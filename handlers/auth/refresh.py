@@ -1,6 +1,6 @@
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint
-from runtime.auth.session import revoke_replayed_session, token_answer
+from runtime.auth.session import TOKEN_ANSWER, revoke_replayed_session, token_answer
 from runtime.errors import Unauthenticated
 from runtime.schema import Body, Field
 
@@ -8,7 +8,8 @@ REFRESH = Body("RefreshRequest", {"refresh_token": Field(str, min_length=1, max_
 
 
 # A refresh token is short: 4 KiB is ample, and anything bigger is not a client of ours.
-@endpoint("POST", "/api/v1/auth/refresh", auth=False, body=REFRESH, max_body_bytes=4096)
+@endpoint("POST", "/api/v1/auth/refresh", auth=False, body=REFRESH, max_body_bytes=4096, response=TOKEN_ANSWER,
+          errors={401: "The refresh token is unknown, spent or expired (a spent one also revokes its session)"})
 async def refresh(req, ctx):
     """Trade a refresh token for a new token pair; the old refresh token is spent, and
     presenting it again revokes every token of its session."""

@@ -4,7 +4,7 @@ from valkey.exceptions import ValkeyError
 
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint, realtime
-from runtime.auth.session import token_answer
+from runtime.auth.session import TOKEN_ANSWER, token_answer
 from runtime.schema import EMAIL, NEW_PASSWORD, Body, Field, same_as, text
 
 REGISTER = Body(
@@ -22,7 +22,7 @@ REGISTER = Body(
 )
 
 
-@endpoint("POST", "/api/v1/auth/register", auth=False, body=REGISTER, status=201)
+@endpoint("POST", "/api/v1/auth/register", auth=False, body=REGISTER, status=201, response=TOKEN_ANSWER)
 async def register(req, ctx):
     """Create an organization and its first admin, and sign them in."""
     body = ctx.body
@@ -44,4 +44,5 @@ async def register(req, ctx):
             "event": "user.registered",
             "user": {"id": user.id, "email": user.email, "first_name": user.first_name, "last_name": user.last_name},
         }, sender=user.id)
-    return Reply(token_answer(tokens), message="Registration successful")
+    # Every 201 names what it created: the new user, as the caller sees them.
+    return Reply(token_answer(tokens), message="Registration successful", headers={"Location": "/api/v1/auth/me"})

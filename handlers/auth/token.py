@@ -6,6 +6,7 @@ from urllib.parse import unquote
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint
 from runtime.errors import Unauthenticated, ValidationFailed
+from runtime.responses import Record
 from runtime.schema import Body, Field
 
 log = logging.getLogger("gateway.security")
@@ -15,6 +16,13 @@ TOKEN = Body("ClientCredentialsRequest", {
     "client_id": Field(str, required=False, min_length=1, max_length=64),
     "client_secret": Field(str, required=False, min_length=1, max_length=256),
 })
+
+ISSUED = Record("ClientCredentialsToken", {
+    "access_token": {"type": "string", "description": "RS256 JWT; send as `Authorization: Bearer ...`"},
+    "token_type": {"const": "Bearer"},
+    "expires_in": {"type": "integer", "minimum": 0, "description": "Seconds until it expires"},
+    "scope": {"type": "string", "description": "The account's grants, space separated"},
+}, doc="An access token for a service account (RFC 6749 section 4.4)")
 
 
 def _basic(header: str | None) -> tuple[str, str] | None:
@@ -30,7 +38,8 @@ def _basic(header: str | None) -> tuple[str, str] | None:
     return unquote(client_id), unquote(secret)
 
 
-@endpoint("POST", "/api/v1/auth/token", auth=False, body=TOKEN, max_body_bytes=4096, tags=["auth"])
+@endpoint("POST", "/api/v1/auth/token", auth=False, body=TOKEN, max_body_bytes=4096, tags=["auth"], response=ISSUED,
+          errors={401: "Unknown client, wrong secret, or a deleted account"})
 async def issue_token(req, ctx):
     """OAuth 2.0 client-credentials grant for service accounts: a short-lived access token."""
     credentials = _basic(req.get_header("Authorization")) or (ctx.body.get("client_id"), ctx.body.get("client_secret"))

@@ -5,7 +5,7 @@ from runtime.graphql.graphiql import wants_graphiql
 
 
 # WebSocket upgrades at /graphql are GraphQL subscriptions (graphql-transport-ws).
-@endpoint("GET", "/graphql", auth=False, rate_limit=False, tags=("graphql",), response=RESPONSE, websocket=GRAPHQL.websocket)
+@endpoint("GET", "/graphql", auth=False, rate_limit=False, tags=("graphql",), response=RESPONSE, upstream=False, websocket=GRAPHQL.websocket)
 async def graphql_get(req, ctx):
     """GraphQL queries (not mutations) over GET; GraphiQL for browsers when enabled."""
     page = wants_graphiql(req, ctx)

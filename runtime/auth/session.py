@@ -10,6 +10,17 @@ from proto.erp.auth.v1.contract import REVOKED_SESSION_TRAILER
 from runtime.auth.principal import SESSION_PREFIX
 from runtime.errors import ApiError
 from runtime.protobuf import to_dict
+from runtime.responses import Record
+
+# The `data` of login, register and refresh, as token_answer builds it.
+TOKEN_ANSWER = Record("TokenAnswer", {
+    "user": auth_pb2.User,
+    "access_token": {"type": "string", "description": "RS256 JWT (RFC 9068); send as `Authorization: Bearer ...`"},
+    "refresh_token": {"type": "string", "description": "Opaque, single use: trade it at /api/v1/auth/refresh"},
+    "token_type": {"const": "Bearer"},
+    "expires_in": {"type": "integer", "minimum": 0, "description": "Seconds until the access token expires"},
+}, doc="A signed-in session: the user and a token pair")
+
 
 
 def token_answer(tokens: Any) -> dict[str, Any]:

@@ -198,7 +198,7 @@ class GraphQLService:
                        else "The document has several operations: say which one with operationName")
             raise _bad(message)
         kind = operation.operation
-        if method == "GET" and kind != OperationType.QUERY:
+        if method != "POST" and kind != OperationType.QUERY:  # GET (and HEAD) only read
             raise RequestError(405, [request_error(f"A {kind.value} cannot be sent with GET; use POST",
                                                    "METHOD_NOT_ALLOWED")], {"Allow": "POST"}, always=True)
         if kind == OperationType.SUBSCRIPTION:

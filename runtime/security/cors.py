@@ -8,9 +8,12 @@ browser, but 403 tells a developer with curl what went wrong).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 Headers = list[tuple[str, str]]
+
+_HEADER_LIST = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*$")  # RFC 9110 tokens
 
 
 class Cors:
@@ -18,7 +21,7 @@ class Cors:
         self.origins = frozenset(config.allowed_origins)
         self.any_origin = "*" in self.origins  # config forbids it together with credentials
         self.credentials = config.allow_credentials
-        self.methods = ", ".join(config.allowed_methods)
+        self.methods = tuple(config.allowed_methods)
         self.reflect_headers = "*" in config.allowed_headers
         self.allowed_headers = ", ".join(config.allowed_headers)
         self.exposed = ", ".join(config.exposed_headers)
@@ -36,14 +39,17 @@ class Cors:
             out.append(("Access-Control-Allow-Credentials", "true"))
         return out
 
-    def preflight(self, origin: str, request_headers: str | None) -> Headers | None:
-        """Headers for a 204 preflight answer, or None when the origin is not allowed."""
+    def preflight(self, origin: str, request_headers: str | None, methods: list[str] | None = None) -> Headers | None:
+        """Headers for a 204 preflight answer, or None when the origin is not allowed.
+        `methods`: the route's; only those the configuration allows too are listed."""
         if not self.allows(origin):
             return None
         out = self._origin_headers(origin)
-        out.append(("Access-Control-Allow-Methods", self.methods))
+        listed = self.methods if methods is None else [m for m in methods if m in self.methods or m == "HEAD"]
+        out.append(("Access-Control-Allow-Methods", ", ".join(listed)))
         if self.reflect_headers:
-            if request_headers:
+            # Reflected only when it is a plausible list of header names: never echo unbounded input.
+            if request_headers and len(request_headers) <= 1024 and _HEADER_LIST.match(request_headers):
                 out += [("Access-Control-Allow-Headers", request_headers), ("Vary", "Access-Control-Request-Headers")]
         else:
             out.append(("Access-Control-Allow-Headers", self.allowed_headers))

@@ -7,12 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from openapi_spec_validator import validate
 
 from emulator.processes import stop
+from runtime.endpoint import discover
+from runtime.openapi import document
 from tests.conftest import StackThread, login
 from tests.support import granian_env, start_gateway
+
+CLIENT = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 
 
 def test_openapi_json_is_served_raw_and_valid(gateway):
@@ -23,6 +28,22 @@ def test_openapi_json_is_served_raw_and_valid(gateway):
     assert spec["openapi"] == "3.1.0" and "success" not in spec  # the document itself, not an envelope
     validate(spec)
     assert "/api/v1/crm/customers/{id}" in spec["paths"] and "/openapi.json" in spec["paths"]
+    # tests/contract.py checks answers against the registry's document: the one served.
+    assert spec == orjson.loads(orjson.dumps(document(discover())))
+
+
+def test_redocly_lint_finds_no_error_and_no_warning(gateway, tmp_path):
+    """Redocly CLI (tests/peers/typescript.sh installs it) with clients/typescript/redocly.yaml:
+    the strict recommended rules plus contact, license, descriptions and declared tags."""
+    with gateway.client() as client:
+        (tmp_path / "openapi.json").write_bytes(client.get("/openapi.json").content)
+    redocly = CLIENT / "node_modules" / ".bin" / "redocly"
+    assert redocly.exists(), "run tests/peers/typescript.sh"
+    run = subprocess.run([str(redocly), "lint", "--config", str(CLIENT / "redocly.yaml"), "--format", "stylish",
+                          str(tmp_path / "openapi.json")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-4000:]
+    assert "warning" not in output.lower() and "error" not in output.lower(), output[-4000:]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-from handlers.auth.service_accounts import CREATE
+from handlers.auth.service_accounts import CREATE, WITH_SECRET
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint
 from runtime.errors import Forbidden, ValidationFailed
@@ -7,7 +7,7 @@ from runtime.rbac import covers, is_grant, parse_grants
 
 
 @endpoint("POST", "/api/v1/auth/service-accounts", permission="auth.service_accounts:create", body=CREATE,
-          status=201, tags=["auth"])
+          status=201, tags=["auth"], response=WITH_SECRET)
 async def create_service_account(req, ctx):
     """Create a service account of your organization; its client secret is shown only here."""
     grants = ctx.body["permissions"]

@@ -1,3 +1,4 @@
+from handlers.auth.service_accounts import PAGE
 from proto.erp.auth.v1 import auth_pb2
 from runtime import endpoint
 from runtime.protobuf import to_dict
@@ -8,7 +9,7 @@ QUERY = Body("ListServiceAccountsQuery", PAGING)
 
 
 @endpoint("GET", "/api/v1/auth/service-accounts", permission="auth.service_accounts:read", query=QUERY,
-          tags=["auth"])
+          tags=["auth"], response=PAGE)
 async def list_service_accounts(req, ctx):
     """Your organization's service accounts, with when each last obtained a token (never a secret)."""
     page = await ctx.backends.auth.ListServiceAccounts(auth_pb2.ListServiceAccountsRequest(

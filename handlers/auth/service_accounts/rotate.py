@@ -1,3 +1,4 @@
+from handlers.auth.service_accounts import WITH_SECRET
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint
 from runtime.auth.service_accounts import revoke_generation
@@ -5,7 +6,7 @@ from runtime.protobuf import to_dict
 
 
 @endpoint("POST", "/api/v1/auth/service-accounts/{id}/rotate", permission="auth.service_accounts:update",
-          tags=["auth"])
+          tags=["auth"], response=WITH_SECRET)
 async def rotate_service_account(req, ctx, id):
     """A new client secret (shown once); the old one and every token it obtained stop working."""
     rotated = await ctx.backends.auth.RotateServiceAccountSecret(auth_pb2.ServiceAccountRef(id=id))
