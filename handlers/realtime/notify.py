@@ -16,7 +16,19 @@ NOTIFICATION = Body(
 )
 
 
-@endpoint("POST", "/api/v1/notifications", body=NOTIFICATION, status=202, max_body_bytes=65_536, tags=("realtime",))
+MESSAGE = {
+    "type": "object",
+    "required": ["type", "channel", "data", "timestamp", "message_id"],
+    "properties": {
+        "type": {"type": "string"}, "channel": {"type": "string"}, "data": {"type": "object"},
+        "timestamp": {"type": "string"}, "user_id": {"type": ["string", "null"]}, "message_id": {"type": "string"},
+    },
+}
+
+
+@endpoint("POST", "/api/v1/notifications", body=NOTIFICATION, status=202, max_body_bytes=65_536, tags=("realtime",),
+          response=MESSAGE, errors={403: "The caller may not publish to this channel",
+                                    404: "No such user in the caller's organization"})
 async def notify(req, ctx):
     """Publish a realtime message to a user, an organization, a role or everyone."""
     channel, principal, hub = ctx.body["channel"], ctx.principal, ctx.resources.realtime
