@@ -828,6 +828,82 @@ export interface paths {
         patch: operations["update_employee"];
         trace?: never;
     };
+    "/api/v1/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish a realtime message to a user, an organization, a role or everyone.
+         * @description Publish a realtime message to a user, an organization, a role or everyone.
+         */
+        post: operations["notify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/graphql": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GraphQL queries (not mutations) over GET; GraphiQL for browsers when enabled.
+         * @description GraphQL queries (not mutations) over GET; GraphiQL for browsers when enabled.
+         */
+        get: operations["graphql_get"];
+        put?: never;
+        /**
+         * GraphQL over HTTP: {query, operationName?, variables?, extensions?} as JSON.
+         * @description GraphQL over HTTP: {query, operationName?, variables?, extensions?} as JSON.
+         */
+        post: operations["graphql_post"];
+        delete?: never;
+        options?: never;
+        /**
+         * Headers only: graphQL queries (not mutations) over GET; GraphiQL for browsers when enabled.
+         * @description The headers `GET` would answer with, and no body.
+         *
+         *     GraphQL queries (not mutations) over GET; GraphiQL for browsers when enabled.
+         */
+        head: operations["graphql_get_head"];
+        patch?: never;
+        trace?: never;
+    };
+    "/graphql/assets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GraphiQL's scripts and styles, from the npm-installed packages (no CDN at run time).
+         * @description GraphiQL's scripts and styles, from the npm-installed packages (no CDN at run time).
+         */
+        get: operations["graphiql_asset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * Headers only: graphiQL's scripts and styles, from the npm-installed packages (no CDN at run time).
+         * @description The headers `GET` would answer with, and no body.
+         *
+         *     GraphiQL's scripts and styles, from the npm-installed packages (no CDN at run time).
+         */
+        head: operations["graphiql_asset_head"];
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -1531,6 +1607,12 @@ export interface components {
         };
         LogoutRequest: {
             refresh_token?: string;
+        };
+        NotificationRequest: {
+            /** @description notifications:<user>, org:<org>, role:<role>, events:<type> or system:broadcast */
+            channel: string;
+            /** @description Any JSON object; delivered as the message's data */
+            data: Record<string, never>;
         };
         /** @description One page of Payment records */
         PaymentPage: {
@@ -12637,6 +12719,1599 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error504"];
                 };
+            };
+        };
+    };
+    notify: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Retry safely: a repeat with the same key gets the first answer, marked Idempotent-Replayed, and makes no second write */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NotificationRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            202: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            channel: string;
+                            data: Record<string, never>;
+                            message_id: string;
+                            timestamp: string;
+                            type: string;
+                            user_id?: string | null;
+                        };
+                        message: string;
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            /** @description The request is invalid: `errors` names each field, query or path parameter */
+            400: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked access token */
+            401: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The caller may not publish to this channel */
+            403: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
+                };
+            };
+            /** @description No such user in the caller's organization */
+            404: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error404"];
+                };
+            };
+            /** @description A request with this Idempotency-Key is still in progress */
+            409: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error409"];
+                };
+            };
+            /** @description The request body is larger than the route's limit */
+            413: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error413"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error415"];
+                };
+            };
+            /** @description This Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error422"];
+                };
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+            /** @description Internal error; quote the request id */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error500"];
+                };
+            };
+            /** @description The backend answered with an error the gateway has no better status for */
+            502: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error502"];
+                };
+            };
+            /** @description A backend is unavailable (or its circuit breaker is open): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error503"];
+                };
+            };
+            /** @description A backend did not answer within the request's deadline */
+            504: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error504"];
+                };
+            };
+        };
+    };
+    graphql_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A GraphQL response (GraphQL over HTTP); GraphiQL's page (text/html) for browsers when enabled */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description A request error, nothing ran (graphql-response+json; plain JSON clients get 200): parse, validation, limits, variables, a bad parameter */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Missing, invalid, expired or revoked access token */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description A mutation the caller's roles do not allow (nothing of it ran) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description GraphQL is switched off (graphql.enabled) */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description A mutation sent with GET */
+            405: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Accept names neither application/graphql-response+json nor application/json */
+            406: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Content-Type is not application/json */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+        };
+    };
+    graphql_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A GraphQL response (GraphQL over HTTP); GraphiQL's page (text/html) for browsers when enabled */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description A request error, nothing ran (graphql-response+json; plain JSON clients get 200): parse, validation, limits, variables, a bad parameter */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Missing, invalid, expired or revoked access token */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description A mutation the caller's roles do not allow (nothing of it ran) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description GraphQL is switched off (graphql.enabled) */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description A mutation sent with GET */
+            405: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Accept names neither application/graphql-response+json nor application/json */
+            406: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Content-Type is not application/json */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+        };
+    };
+    graphql_get_head: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A GraphQL response (GraphQL over HTTP); GraphiQL's page (text/html) for browsers when enabled */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A request error, nothing ran (graphql-response+json; plain JSON clients get 200): parse, validation, limits, variables, a bad parameter */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid, expired or revoked access token */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A mutation the caller's roles do not allow (nothing of it ran) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description GraphQL is switched off (graphql.enabled) */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A mutation sent with GET */
+            405: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Accept names neither application/graphql-response+json nor application/json */
+            406: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Content-Type is not application/json */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    graphiql_asset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A record id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A GraphiQL script or stylesheet, from the npm-installed packages */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/css": string;
+                    "text/javascript": string;
+                };
+            };
+            /** @description The request is invalid: `errors` names each field, query or path parameter */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description No such record in the caller's organization */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error404"];
+                };
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+            /** @description Internal error; quote the request id */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error500"];
+                };
+            };
+        };
+    };
+    graphiql_asset_head: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A record id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A GraphiQL script or stylesheet, from the npm-installed packages */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid: `errors` names each field, query or path parameter */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such record in the caller's organization */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Internal error; quote the request id */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
