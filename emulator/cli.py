@@ -307,14 +307,16 @@ def _call_auth(config: Config, method: str, request, metadata: tuple = ()):
 
 @main.command("rotate-key")
 @config_option
-def rotate_key(config_path: str | None) -> None:
+@click.option("--withdraw", is_flag=True, help="Drop the previous key from the JWKS at once (a compromised key).")
+def rotate_key(config_path: str | None, withdraw: bool) -> None:
     """Rotate the running auth emulator's signing key; prints the new kid.
 
-    Gateways pick the new key up on its first token (one JWKS refetch); tokens signed by
-    the retired key keep working until they expire."""
+    Gateways pick the new key up on its first token or their next JWKS poll; tokens signed
+    by the retired key keep working until they expire, or, with --withdraw, stop at once."""
     from proto.erp.auth.v1 import auth_pb2
 
-    click.echo(_call_auth(_load(config_path), "RotateSigningKey", auth_pb2.RotateSigningKeyRequest()).kid)
+    request = auth_pb2.RotateSigningKeyRequest(withdraw_previous=withdraw)
+    click.echo(_call_auth(_load(config_path), "RotateSigningKey", request).kid)
 
 
 @main.command("config")

@@ -29,20 +29,6 @@ from runtime.request_id import request_id
 
 log = logging.getLogger("gateway")
 
-# Falcon's own HTTP errors (routing, header parsing) mapped onto our envelope codes.
-_FALCON_STATUS = {
-    400: errors.ValidationFailed,
-    401: errors.Unauthenticated,
-    403: errors.Forbidden,
-    404: errors.NotFound,
-    405: errors.MethodNotAllowed,
-    409: errors.Conflict,
-    413: errors.PayloadTooLarge,
-    415: errors.UnsupportedMediaType,
-    429: errors.RateLimited,
-}
-
-
 def write_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, error: errors.ApiError) -> None:
     rid = getattr(req.context, "request_id", None) or request_id(None)
     resp.status = error.status
@@ -62,15 +48,13 @@ async def _on_api_error(req, resp, ex: errors.ApiError, params, **_):
 
 
 async def _on_http_error(req, resp, ex: falcon.HTTPError, params, **_):
-    kind = _FALCON_STATUS.get(ex.status_code, errors.ApiError)
+    # Falcon's own HTTP errors (routing, header parsing, any status) get our envelope codes.
     if ex.status_code == 404:
         error = errors.NotFound(f"No route for {_shown(req.method)} {_shown(req.path)}")
     elif ex.status_code == 405:
         error = errors.MethodNotAllowed(f"{_shown(req.method)} is not allowed on {_shown(req.path)}")
     else:
-        error = kind(ex.description or ex.title)
-    if kind is errors.ApiError:
-        error.status = ex.status_code
+        error = errors.for_status(ex.status_code, ex.description or ex.title)
     for name, value in (ex.headers or {}).items():
         error.headers.setdefault(name, value)  # e.g. Allow on 405
     write_error(req, resp, error)
@@ -120,7 +104,7 @@ class GatewayApp:
 def build_app(config: Config, routes: list[Route] | None = None) -> GatewayApp:
     routes = discover() if routes is None else routes
     check_routes(config, routes)
-    state = SimpleNamespace(resources=None, routes=routes, config=config, realtime=None, route_limits=[])
+    state = SimpleNamespace(resources=None, routes=routes, config=config, route_limits=[], realtime=None)
     state.realtime = RealtimeEndpoint(config, state)
     middleware = GatewayMiddleware(config, state)
     app = falcon.asgi.App(middleware=[middleware])
@@ -140,7 +124,7 @@ def build_app(config: Config, routes: list[Route] | None = None) -> GatewayApp:
     return GatewayApp(app, state)
 
 
-def create_app(config: Config | None = None) -> GatewayApp:
+def create_app(config: Config | None = None) -> DeferredContinue:
     try:
         return DeferredContinue(build_app(config or load_config()))
     except ConfigError as exc:

@@ -20,11 +20,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 import orjson
 from valkey.exceptions import ValkeyError
+
+from runtime.errors import BackendTimeout
 
 if TYPE_CHECKING:
     from runtime.context import Context
@@ -45,7 +48,20 @@ return {version, false, locked and 1 or 0}
 
 _LOCK = ":fill"
 _POLL_INTERVAL = 0.01
-_REFUSED = object()  # what a request refused by its gate leaves to those waiting on its read
+_LEFT = object()  # what a request that left before loading (refused, cancelled) leaves its waiters
+_MISS = object()
+
+
+async def _within(ctx: "Context", waited: "asyncio.Future[Any]") -> Any:
+    """`waited`'s result, waiting no longer than this request's own deadline; leaving early
+    (timeout or cancellation) never cancels what the others wait for."""
+    remaining = ctx.deadline - time.monotonic()
+    try:
+        return await asyncio.wait_for(asyncio.shield(waited), max(remaining, 0.0))
+    except asyncio.TimeoutError:
+        if waited.done() and not waited.cancelled() and isinstance(waited.exception(), asyncio.TimeoutError):
+            raise  # the shared work's own timeout, not this request's deadline
+        raise BackendTimeout("The backend did not answer within this request's time budget") from None
 
 
 class Cache:
@@ -79,6 +95,12 @@ class Cache:
         commands of one loop iteration together); if the gate raises, the read is dropped, a
         fill lock it took is released, and requests of this worker that were waiting for that
         read (whose own gates passed) fetch it themselves.
+
+        On a miss the load runs as a task of its own (`load` must not depend on the caller's
+        deadline: the pipeline gives it a context with a budget of its own), and every request
+        waiting for it, the one that started it included, waits at most until its own deadline.
+        So a follower never inherits the starter's cancellation (its client went away) or a
+        timeout caused by the starter's shorter deadline.
         """
         scope = self._scope(ctx, policy)
         digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
@@ -88,8 +110,8 @@ class Cache:
         if waiting is not None:  # another request of this worker is reading or loading it
             if gate is not None:
                 await gate
-            data = await asyncio.shield(waiting)
-            if data is _REFUSED:  # that request's gate refused it: read for ourselves (ours passed)
+            data = await _within(ctx, waiting)
+            if data is _LEFT:  # it left before loading (refused, cancelled): read for ourselves
                 return await self.fetch(ctx, policy, resource, load)
             self.stats[f"{policy}:hit"] += 1
             return data, True
@@ -104,18 +126,33 @@ class Cache:
                     await gate
                 except BaseException:
                     await self._drop(read, entry_prefix)
-                    future.set_result(_REFUSED)  # not before: no await between it and the del below
                     raise
-            data, hit = await self._fetch(policy, scope, entry_prefix, load, read)
-            future.set_result(data)
-            return data, hit
-        except BaseException as exc:
-            if not future.done():
-                future.set_exception(exc)
-                future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            found = await self._lookup(policy, scope, entry_prefix, read)
+        except BaseException:
+            self._hand_over(local_key, future, _LEFT)
             raise
-        finally:
+        if found[0] is not _MISS:
+            self._hand_over(local_key, future, found[0])
+            return found[0], True
+        fill = asyncio.get_running_loop().create_task(self._fill(policy, found[1], found[2], load))
+        fill.add_done_callback(lambda task: self._hand_over(local_key, future, task))
+        return await _within(ctx, fill), False
+
+    def _hand_over(self, local_key: str, future: asyncio.Future, outcome: Any) -> None:
+        """Give waiters `outcome` (data, _LEFT or the finished fill task); the key is free again."""
+        if self._inflight.get(local_key) is future:
             del self._inflight[local_key]
+        if future.done():
+            return
+        if not isinstance(outcome, asyncio.Task):
+            future.set_result(outcome)
+        elif outcome.cancelled():  # only at shutdown: nobody is left to serve
+            future.set_result(_LEFT)
+        elif outcome.exception() is not None:  # the backend's own answer (404, 503...): theirs too
+            future.set_exception(outcome.exception())
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+        else:
+            future.set_result(outcome.result())
 
     def _read_entry(self, policy: str, scope: str, entry_prefix: str) -> Awaitable[list]:
         """[version, entry or None, 1 if this caller now holds the fill lock]: one script call."""
@@ -130,32 +167,40 @@ class Cache:
         if locked:
             await self._release(entry_prefix + version.decode() + _LOCK)
 
-    async def _fetch(self, policy: str, scope: str, entry_prefix: str, load,
-                     read: Awaitable[list] | None) -> tuple[Any, bool]:
+    async def _lookup(self, policy: str, scope: str, entry_prefix: str,
+                      read: Awaitable[list] | None) -> tuple[Any, Any, bool]:
+        """(data, True, _) on a hit, else (_MISS, entry key or None when Valkey is down, locked)."""
         if read is None:
             read = self._read_entry(policy, scope, entry_prefix)
         try:
             version, entry, locked = await read
         except (ValkeyError, OSError) as exc:
             self.stats[f"{policy}:bypass"] += 1
-            log.warning("cache unavailable, reading through", extra={"error": str(exc)[:200]})
-            return await load(), False
+            # Not a warning per request: the client's breaker logs when Valkey goes and comes back.
+            log.debug("cache unavailable, reading through", extra={"error": str(exc)[:200]})
+            return _MISS, None, False
         key = entry_prefix + version.decode()
         if entry is not None:
             self.stats[f"{policy}:hit"] += 1
-            return orjson.loads(entry), True
+            return orjson.loads(entry), True, False
         if not locked:  # another worker or instance is filling it: wait briefly for it
             entry = await self._wait_for(key)
             if entry is not None:
                 self.stats[f"{policy}:hit"] += 1
-                return orjson.loads(entry), True
+                return orjson.loads(entry), True, False
         self.stats[f"{policy}:miss"] += 1
+        return _MISS, key, bool(locked)
+
+    async def _fill(self, policy: str, key: str | None, locked: bool, load) -> Any:
+        """Load from the backend and store the entry (unless Valkey was down: key None)."""
         try:
             data = await load()
         except BaseException:
             if locked:  # let the next reader load at once instead of waiting out our lock
                 await self._release(key + _LOCK)
             raise
+        if key is None:
+            return data
         try:
             await self.valkey.execute_many((
                 ("SET", key, orjson.dumps(data), "EX", max(1, int(self.policies[policy].ttl))),
@@ -163,7 +208,7 @@ class Cache:
             ))
         except (ValkeyError, OSError):
             pass  # the answer is still good; the next reader loads again
-        return data, False
+        return data
 
     async def _release(self, lock: str) -> None:
         try:

@@ -377,6 +377,8 @@ REDIS = Section("redis", {
     "max_retries": F(Int(min=0), 3, "Retries per command.", pending=_NOT_BUILT),
     "key_prefix": F(Str(), "erp:gw:", "Prefix of every key the gateway writes."),
     "timeout": F(Duration(min=0.001), "1s", "Per-command timeout."),
+    "breaker_cooldown": F(Duration(min=0.001), "1s",
+                          "After a timeout or lost connection, how long the request path skips Valkey before probing it."),
 }, "Shared state: revocation, rate limits, sessions.")
 
 KAFKA = Section("kafka", {
@@ -424,6 +426,9 @@ JWT = Section("jwt", {
     "leeway": F(Duration(max=300), "10s", "Clock skew allowed on exp/nbf/iat."),
     "unknown_kid_refetch_interval": F(Duration(), "30s", "Minimum gap between refetches for an unknown kid."),
     "token_cache_size": F(Int(min=0), 10_000, "Verified tokens kept in memory (0 disables)."),
+    "jwks_poll_interval": F(Duration(), "1s",
+                            "Keys are also refetched on this schedule, so a rotation or a withdrawn key is seen "
+                            "within it whatever unknown kids strangers send (0 disables)."),
 }, "Access-token verification.")
 
 ELASTICSEARCH = Section("elasticsearch", {
@@ -553,8 +558,20 @@ IDEMPOTENCY = Section("idempotency", {
     "max_key_length": F(Int(min=1, max=1024), 255, "Longest Idempotency-Key accepted."),
 }, "Idempotent writes for clients that retry.")
 
+LOGIN_FAILURES = Section("login_failures", {
+    "limit": F(Int(min=0), 50, "Failed sign-ins allowed per account (email) across all client addresses (0 disables)."),
+    "window": F(Duration(min=0.001), "15m", "The window that budget applies to."),
+}, "Per-account budget of failed sign-ins.")
+
+SECURITY = Section("security", {
+    "login_failures": F(LOGIN_FAILURES, doc="Per-account budget of failed sign-ins; spent, sign-ins answer 429."),
+    "revocation_unavailable": F(Enum("fail_open", "fail_closed"), "fail_open",
+                                "While neither the revocation feed nor Valkey answers: accept tokens not known "
+                                "to be revoked (fail_open) or answer 503 (fail_closed)."),
+}, "Security trade-offs under failure.")
+
 SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, IDEMPOTENCY,
-                                 REALTIME, GRAPHQL)
+                                 SECURITY, REALTIME, GRAPHQL)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},
                 "Gateway configuration.", cls_name="Config")

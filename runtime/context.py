@@ -29,6 +29,13 @@ class Context:
         self.loaders: Any = None  # GraphQL: this request's DataLoaders (runtime.graphql.loaders)
         self._backends: BoundBackends | None = None
 
+    def detached(self) -> "Context":
+        """A copy with a budget of its own, for work other requests share (a single-flight cache
+        load): the caller's deadline, cancellation and backend bindings stay the caller's."""
+        copy = Context(self.resources, self.route, self.request_id, self.client_ip)
+        copy.principal, copy.body, copy.query = self.principal, self.body, self.query
+        return copy
+
     @property
     def config(self):
         return self.resources.config

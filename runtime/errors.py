@@ -6,6 +6,7 @@ envelope. Anything else that escapes a handler becomes INTERNAL 500 without a st
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any, Mapping
 
 
@@ -87,12 +88,20 @@ class PayloadTooLarge(ApiError):
     status, code, message = 413, "PAYLOAD_TOO_LARGE", "Request body is too large"
 
 
+class UriTooLong(ApiError):
+    status, code, message = 414, "URI_TOO_LONG", "The request URI is too long"
+
+
 class UnsupportedMediaType(ApiError):
     status, code, message = 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"
 
 
 class RateLimited(ApiError):
     status, code, message = 429, "RATE_LIMITED", "Too many requests"
+
+
+class HeadersTooLarge(ApiError):
+    status, code, message = 431, "HEADERS_TOO_LARGE", "The request's header fields are too large"
 
 
 class Internal(ApiError):
@@ -109,6 +118,41 @@ class BackendUnavailable(ApiError):
 
 class BackendTimeout(ApiError):
     status, code, message = 504, "BACKEND_TIMEOUT", "A backend service did not answer in time"
+
+
+def for_status(status: int, message: str | None = None) -> ApiError:
+    """The error for an HTTP status raised outside our code (Falcon, the server): its own class
+    when we have one, else a code named after the status (`HTTPStatus` names, e.g.
+    `REQUEST_TIMEOUT`), so no status but 500 is ever reported as INTERNAL."""
+    kind = _BY_STATUS.get(status)
+    if kind is not None:
+        return kind(message)
+    error = ApiError(message or _reason(status))
+    error.status = status
+    error.code = _status_code_name(status)
+    return error
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _status_code_name(status: int) -> str:
+    try:
+        return HTTPStatus(status).name
+    except ValueError:
+        return f"HTTP_{status}"
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    cls.status: cls
+    for cls in (ValidationFailed, Unauthenticated, Forbidden, NotFound, MethodNotAllowed, Conflict,
+                PayloadTooLarge, UriTooLong, UnsupportedMediaType, RateLimited, HeadersTooLarge, Internal,
+                BadGateway, BackendUnavailable, BackendTimeout)
+}
 
 
 def success(data: Any, message: str = "OK") -> dict[str, Any]:

@@ -23,6 +23,7 @@ from runtime.reload import ConfigReloader, swap_policies
 from runtime.resources import Resources
 from runtime.security.client_ip import ClientIp
 from runtime.security.cors import Cors
+from runtime.security.request_size import check_request_size
 from runtime.security.headers import security_headers
 
 access_log = logging.getLogger("gateway.access")
@@ -85,6 +86,7 @@ class GatewayMiddleware:
         req.context.request_id = request_id(req.get_header("X-Request-ID"))
         req.context.user_id = None
         req.context.client_ip = self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
+        check_request_size(req.scope)  # 414 / 431 in the envelope, before any other work
 
     async def process_response(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, req_succeeded: bool

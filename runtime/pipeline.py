@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 
 import falcon.asgi
 import orjson
+from falcon.uri import parse_query_string
 
 from runtime.context import Context
 from runtime.endpoint import PATH_PARAMETER, Route
@@ -118,11 +119,28 @@ def write_success(resp: falcon.asgi.Response, route: Route, result: Any, *, if_n
     resp.content_type = JSON
 
 
-def _resource_key(req: falcon.asgi.Request) -> str:
-    """Path plus query with parameters sorted, so ?a=1&b=2 and ?b=2&a=1 share an entry."""
-    if not req.query_string:
+_MAX_NAMED = 20  # unknown parameters named in one error: the answer stays small whatever is sent
+
+
+def validate_query(req: falcon.asgi.Request, route: Route) -> dict[str, Any] | None:
+    """The route's declared query parameters, validated; any other parameter (blank ones too,
+    `?x=` or `?x`) is a 400 naming it, on every route, so that nothing undeclared can reach a
+    cache key or a handler."""
+    if req.query_string:
+        declared = route.query.fields if route.query is not None else {}
+        unknown = [n for n in parse_query_string(req.query_string, keep_blank=True) if n not in declared]
+        if unknown:
+            raise ValidationFailed("Unknown query parameter", errors={
+                n[:100]: ["is not a recognised query parameter"] for n in unknown[:_MAX_NAMED]})
+    return route.query.validate_query(req.params) if route.query is not None else None
+
+
+def _resource_key(req: falcon.asgi.Request, ctx: Context) -> str:
+    """Path plus the validated query in canonical form (sorted, parsed values, defaults filled
+    in), so ?a=1&b=2, ?b=2&a=1 and ?page_size=020 share the entry of their equivalents."""
+    if not ctx.query:
         return req.path
-    return req.path + "?" + urlencode(sorted(req.params.items()), doseq=True)
+    return req.path + "?" + urlencode(sorted(ctx.query.items()), doseq=True)
 
 
 async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx: Context, params: dict,
@@ -135,12 +153,14 @@ async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx
     if route.cache is not None:
 
         async def load() -> Any:
-            result = await route.handler(req, ctx, **params)
+            # Shared with every request of this worker waiting for the same entry: it runs as a
+            # task with a budget of its own (Cache.fetch), not this request's remaining one.
+            result = await route.handler(req, ctx.detached(), **params)
             if isinstance(result, Reply):
                 raise TypeError(f"{route.name}: a cached route returns plain data, not a Reply")
             return result
 
-        result, hit = await cache.fetch(ctx, route.cache, _resource_key(req), load, gate)
+        result, hit = await cache.fetch(ctx, route.cache, _resource_key(req, ctx), load, gate)
         resp.set_header("X-Cache", "HIT" if hit else "MISS")
         return result
     result = await route.handler(req, ctx, **params)
@@ -156,8 +176,8 @@ def _read_ahead(req: falcon.asgi.Request, ctx: Context, params: dict[str, str]) 
     try:
         if route.permission is not None:
             authorize(ctx, route.permission)
-        if route.query is not None:
-            ctx.query = route.query.validate_query(req.params)
+        if route.query is not None or req.query_string:
+            ctx.query = validate_query(req, route)
         if params:
             check_path(params)
     except ApiError:
@@ -193,8 +213,8 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
                 ctx.body = route.body.validate(await read_json(req, limit))
                 if limits is not None and limits.needs_body:
                     await limits.enforce(resp, ctx)
-            if route.query is not None:
-                ctx.query = route.query.validate_query(req.params)
+            if route.query is not None or req.query_string:
+                ctx.query = validate_query(req, route)
             if params:
                 check_path(params)
             if idempotent and resources.idempotency is not None and req.get_header(HEADER) is not None:

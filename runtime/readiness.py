@@ -23,11 +23,21 @@ DEPENDENCY = Record("Dependency", {
     "checked_ms_ago": {"type": "integer", "minimum": 0},
     "required": {"type": "boolean", "description": "While a required dependency is down, /ready answers 503"},
     "error": {"type": "string", "description": "Why it is down"},
-    "breaker": {"type": "string", "enum": ["closed", "open", "half_open"], "description": "gRPC backends: the circuit breaker"},
+    "breaker": {"type": "string", "enum": ["closed", "open", "half_open"],
+                "description": "gRPC backends, and valkey's request path: the circuit breaker"},
     "in_flight": {"type": "integer", "minimum": 0, "description": "gRPC backends: calls in progress"},
     "rate_limits": {"type": "string", "enum": ["shared", "local"], "description": "valkey: where rate limits are counted"},
-    "revocations": {"type": "string", "enum": ["synced", "per-request"], "description": "valkey: how revocations are checked"},
-}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations"), doc="One dependency's health")
+    "revocations": {"type": "string",
+                    "enum": ["synced", "per-request", "unchecked (fail_open)", "unchecked (fail_closed)"],
+                    "description": "valkey: how revocations are checked; unchecked while neither the feed nor "
+                                   "Valkey answers (security.revocation_unavailable decides)"},
+    "revocation_checks_unchecked": {"type": "integer", "minimum": 0,
+                                    "description": "valkey: checks this worker answered by that policy, in all"},
+    "realtime": {"type": "string", "enum": ["subscribed", "resubscribing"],
+                 "description": "valkey: whether this worker's realtime fan-out subscription is live"},
+}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations", "revocation_checks_unchecked",
+             "realtime"),
+   doc="One dependency's health")
 READINESS = Record("Readiness", {
     "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
     "dependencies": {"type": "object", "additionalProperties": DEPENDENCY},
@@ -58,8 +68,22 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         if valkey["rate_limits"] == "local" and valkey["status"] == "up":
             valkey["status"], valkey["error"] = "down", "rate limits counted per worker"
     if valkey is not None:
-        # Informational: while the feed is not synced each request asks Valkey (correct, slower).
-        valkey["revocations"] = "synced" if resources.revocations.synced else "per-request"
+        mux = resources.valkey_mux
+        valkey["breaker"] = mux.breaker.state  # the request path's view, which fails fast while open
+        if valkey["status"] == "up" and not mux.available:
+            valkey["status"], valkey["error"] = "down", "request path failing fast (breaker open)"
+        # While the feed is not synced each request asks Valkey (correct, slower); while neither
+        # answers, `security.revocation_unavailable` decides and readiness is degraded.
+        revocations = resources.revocations
+        if revocations.blind:
+            valkey["revocations"] = f"unchecked ({revocations.unavailable})"
+            if valkey["status"] == "up":
+                valkey["status"], valkey["error"] = "down", "revocations cannot be checked"
+        else:
+            valkey["revocations"] = "synced" if revocations.synced else "per-request"
+        valkey["revocation_checks_unchecked"] = revocations.unchecked
+        # Whether this worker's realtime fan-out subscription is live (messages reach its sockets).
+        valkey["realtime"] = "subscribed" if resources.realtime.subscribed else "resubscribing"
     down = {n for n, r in dependencies.items() if r["status"] == "down"}
     status = "unavailable" if down & resources.required else "degraded" if down else "ready"
     return {"status": status, "dependencies": dependencies}

@@ -17,6 +17,7 @@ from runtime.cache import Cache
 from runtime.config import Config
 from runtime.domains import declared
 from runtime.rbac import Policy
+from runtime.security.account_lockout import AccountLockout
 from runtime.realtime.hub import Hub
 from runtime.security.ratelimit import RateLimiter
 from runtime.idempotency import IdempotencyStore
@@ -27,7 +28,7 @@ class Resources:
     def __init__(self, config: Config) -> None:
         self.config = config
         r = config.redis
-        # valkey-py for what is off the request path (revocations: pub/sub, SCAN; health).
+        # valkey-py for what is off the request path (the revocation feed: pub/sub, SCAN; health).
         # A blocking pool: past pool_size, a request waits (up to the timeout) for a free
         # connection instead of failing at once with "Too many connections".
         self.valkey = valkey_asyncio.Valkey(
@@ -42,7 +43,7 @@ class Resources:
                 timeout=r.timeout,
             )
         )
-        # The request path (rate limits, cache): one shared, pipelined connection; half valkey-py's
+        # The request path (rate limits, cache, revocation checks and logout): one shared, pipelined connection; half valkey-py's
         # CPU per call, and most of what is left is the kernel's round trip.
         self.valkey_mux = ValkeyMux.from_config(r)
         domains = declared()
@@ -58,6 +59,7 @@ class Resources:
             algorithms=tuple(j.algorithms),
             cache_duration=j.cache_duration,
             refetch_interval=j.unknown_kid_refetch_interval,
+            poll_interval=j.jwks_poll_interval,
         )
         self.verifier = TokenVerifier(
             self.jwks,
@@ -67,15 +69,19 @@ class Resources:
             leeway=j.leeway,
             cache_size=j.token_cache_size,
         )
-        self.revocations = RevocationList(self.valkey, r.key_prefix, leeway=j.leeway)
+        self.revocations = RevocationList(self.valkey, self.valkey_mux, r.key_prefix, leeway=j.leeway,
+                                          unavailable=config.security.revocation_unavailable)
         self.policy = Policy(config.rbac.roles)
         self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
         self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
-        # Realtime fan-out: one Valkey subscription for the worker, whatever its sockets.
-        self.realtime = Hub(self.valkey, r.key_prefix, config.realtime, self.policy)
+        failures = config.security.login_failures
+        self.lockout = AccountLockout(self.limiter or RateLimiter(self.valkey_mux), failures.limit, failures.window,
+                                      r.key_prefix) if failures.limit > 0 else None
         self.idempotency = (IdempotencyStore(self.valkey_mux, r.key_prefix, config.idempotency,
                                              config.server.request_timeout)
                             if config.idempotency.enabled else None)
+        # Realtime fan-out: one Valkey subscription for the worker, whatever its sockets.
+        self.realtime = Hub(self.valkey, r.key_prefix, config.realtime, self.policy, commands=self.valkey_mux)
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""

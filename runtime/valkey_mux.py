@@ -14,8 +14,13 @@ connection (or a few, `redis.connections`) per worker, shared by every request o
   oldest unanswered command is older than `timeout`, the whole connection fails (TimeoutError
   for every waiting caller): its late replies could no longer be matched to their callers.
 - Connection loss fails every pending call at once (ConnectionError); the next call
-  reconnects. One connect attempt at a time per connection, and after a failed one calls
-  fail fast for `backoff` seconds instead of each paying a connect attempt.
+  reconnects, one connect attempt at a time per connection.
+- A circuit breaker (one per client, so one for the cache, the limiter and the revocation
+  checks alike): a timeout or a lost or refused connection opens it, and for `cooldown`
+  seconds every call fails at once with CircuitOpenError instead of waiting `timeout` for a
+  server that accepts connections but never answers (SIGSTOP, a swapping host). Then it is
+  half-open: one PING of its own probes the server, while callers keep failing fast (no
+  request pays for the probe); a PONG closes it, anything else opens it again.
 - Bounded: past `max_pending` unanswered commands a call fails fast with ConnectionError
   instead of queueing. That many means Valkey is not keeping up; every caller has a fallback
   (the local rate limiter, reading through to the backend) that beats waiting in a queue.
@@ -29,13 +34,26 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections import deque
 from typing import Any, Awaitable, Iterable, Sequence
 
 from valkey import exceptions as errors
 from valkey._parsers.base import BaseParser  # maps "-NOSCRIPT ..." etc. to valkey-py's classes
 
+from runtime.backends.breaker import CLOSED, CircuitBreaker, CircuitOpen
+
+log = logging.getLogger("gateway.valkey")
+
 _INCOMPLETE = object()
+
+
+class CircuitOpenError(errors.ConnectionError):
+    """Refused without reaching Valkey: the breaker is open, or its probe is in flight."""
+
+
+class Overloaded(errors.ConnectionError):
+    """Too many commands already wait on the connection: Valkey is slow, not gone (no trip)."""
 
 
 def pack(args: Sequence[Any]) -> bytes:
@@ -150,7 +168,7 @@ class _Connection(asyncio.Protocol):
     def _refuse(self) -> None:
         if self.error is not None:
             raise _fresh(self.error)
-        raise errors.ConnectionError(f"Too many pending Valkey commands ({self.max_pending}) on one connection")
+        raise Overloaded(f"Too many pending Valkey commands ({self.max_pending}) on one connection")
 
     def _write(self, payload: bytes) -> None:
         # Written once this loop iteration's callers have queued theirs: under load one send()
@@ -191,11 +209,18 @@ class _Connection(asyncio.Protocol):
             self.fail(errors.InvalidResponse(f"Protocol error from Valkey: {exc}"))
 
     def _check(self) -> None:
-        """The watchdog, every timeout/4: a reply late by `timeout` fails the connection."""
-        if self.pending and self.loop.time() - self.pending[0][1] >= self.timeout:
-            self.fail(errors.TimeoutError(f"Timeout reading from Valkey (no reply within {self.timeout}s)"))
-        elif self.error is None:
-            self._watchdog = self.loop.call_later(self.timeout / 4, self._check)
+        """The watchdog: a reply late by `timeout` fails the connection. Idle, it looks every
+        timeout/4; with commands pending it wakes exactly when the oldest is due, so a stalled
+        server fails its callers (and opens the breaker) at `timeout`, not up to a quarter later."""
+        delay = self.timeout / 4
+        if self.pending:
+            late = self.loop.time() - self.pending[0][1] - self.timeout
+            if late >= 0:
+                self.fail(errors.TimeoutError(f"Timeout reading from Valkey (no reply within {self.timeout}s)"))
+                return
+            delay = min(delay, -late)
+        if self.error is None:
+            self._watchdog = self.loop.call_later(delay, self._check)
 
     def fail(self, exc: Exception) -> None:
         """Fail every waiting caller with `exc` and drop the connection."""
@@ -235,30 +260,37 @@ class Script:
 class _Slot:
     """One connection of the client and what it takes to (re)open it."""
 
-    __slots__ = ("conn", "lock", "retry_at", "error")
+    __slots__ = ("conn", "lock")
 
     def __init__(self) -> None:
         self.conn: _Connection | None = None
         self.lock = asyncio.Lock()  # one connect attempt at a time
-        self.retry_at = 0.0  # loop time before which a failed connect is not retried
-        self.error: Exception | None = None
 
 
 class ValkeyMux:
     def __init__(self, host: str = "localhost", port: int = 6379, *, password: str = "", db: int = 0,
-                 timeout: float = 1.0, connections: int = 1, max_pending: int = 4096, backoff: float = 0.25) -> None:
+                 timeout: float = 1.0, connections: int = 1, max_pending: int = 4096,
+                 cooldown: float = 1.0) -> None:
         self.host, self.port, self.password, self.db = host, port, password, db
         self.timeout = timeout
         self.max_pending = max_pending
-        self.backoff = backoff
         self._slots = [_Slot() for _ in range(connections)]
         self._turn = 0
         self._closed = False
+        # One failure opens it: a timeout has already cost `timeout`, and every caller waiting
+        # on the connection failed with it.
+        self.breaker = CircuitBreaker(failure_threshold=1, cooldown=cooldown, half_open_probes=1)
+        self._probe: asyncio.Task | None = None
 
     @classmethod
     def from_config(cls, redis: Any) -> "ValkeyMux":
         return cls(redis.host, redis.port, password=redis.password, db=redis.db,
-                   timeout=redis.timeout, connections=redis.connections)
+                   timeout=redis.timeout, connections=redis.connections, cooldown=redis.breaker_cooldown)
+
+    @property
+    def available(self) -> bool:
+        """False while the breaker is not closed: calls fail fast, callers use their fallbacks."""
+        return self.breaker.state == CLOSED
 
     # ------------------------------------------------------------------ commands
 
@@ -268,7 +300,12 @@ class ValkeyMux:
     async def execute_many(self, commands: Iterable[Sequence[Any]]) -> list[Any]:
         """Several commands in one write (not a transaction); raises the first error reply."""
         payloads = [pack(c) for c in commands]
-        return await (await self._connection()).call_many(payloads)
+        self._admit()
+        try:
+            return await (await self._connection()).call_many(payloads)
+        except (errors.TimeoutError, errors.ConnectionError) as exc:
+            self._failed(exc)
+            raise
 
     def register_script(self, source: str) -> Script:
         return Script(self, source)
@@ -314,10 +351,70 @@ class ValkeyMux:
     # ------------------------------------------------------------------ connections
 
     async def _call(self, payload: bytes) -> Any:
-        conn = self._slots[0].conn if len(self._slots) == 1 else None
-        if conn is None or conn.error is not None:
+        self._admit()
+        try:
+            conn = self._slots[0].conn if len(self._slots) == 1 else None
+            if conn is None or conn.error is not None:
+                conn = await self._connection()
+            return await conn.send_one(payload)
+        except (errors.TimeoutError, errors.ConnectionError) as exc:
+            self._failed(exc)
+            raise
+
+    # ------------------------------------------------------------------ the breaker
+
+    def _admit(self) -> None:
+        """Return when the breaker is closed; else raise CircuitOpenError (after starting the
+        half-open probe if this caller was admitted as one: the probe is ours, not theirs)."""
+        try:
+            if not self.breaker.admit() or self._closed:  # closed: _connect says so
+                return
+        except CircuitOpen as exc:
+            raise CircuitOpenError(f"Valkey circuit open: failing fast for {exc.retry_after:.2f}s more") from None
+        self._probe = asyncio.get_running_loop().create_task(self._run_probe())
+        raise CircuitOpenError("Valkey circuit half-open: probing the server")
+
+    def _failed(self, exc: Exception) -> None:
+        if self._closed or isinstance(exc, (CircuitOpenError, Overloaded)):
+            return
+        if self.breaker.state == CLOSED:
+            log.warning("valkey unreachable: request path fails fast for %.1fs, then probes",
+                        self.breaker.cooldown, extra={"error": str(exc)[:200]})
+            self.breaker.failure()
+            self._probe_later()
+        else:
+            self.breaker.failure()  # a call admitted before the trip: counted, changes nothing
+
+    def _probe_later(self, delay: float | None = None) -> None:
+        """Probe when the cool-down ends, whether or not a request comes: the path is back
+        before the next request needs it."""
+        asyncio.get_running_loop().call_later(self.breaker.cooldown if delay is None else delay, self._probe_now)
+
+    def _probe_now(self) -> None:
+        if self._closed or self.breaker.state == CLOSED:
+            return
+        early = self.breaker.retry_after()  # the loop's clock may run ahead of the breaker's
+        if early > 0:
+            self._probe_later(early + 0.001)
+            return
+        try:
+            if self.breaker.admit():
+                self._probe = asyncio.get_running_loop().create_task(self._run_probe())
+        except CircuitOpen:
+            pass  # a probe is already in flight
+
+    async def _run_probe(self) -> None:
+        try:
             conn = await self._connection()
-        return await conn.send_one(payload)
+            ok = await conn.send_one(pack(("PING",))) == b"PONG"
+        except Exception:  # timeout, refused, closed: still down
+            ok = False
+        if ok:
+            self.breaker.success(probe=True)
+            log.warning("valkey reachable again: request path uses it again")
+        else:
+            self.breaker.failure(probe=True)
+            self._probe_later()
 
     async def _connection(self) -> _Connection:
         slots = self._slots
@@ -337,14 +434,9 @@ class ValkeyMux:
                 raise errors.ConnectionError("Valkey client is closed")
             if slot.conn is not None and slot.conn.error is None:
                 return slot.conn  # another caller connected while we waited
-            loop = asyncio.get_running_loop()
-            if loop.time() < slot.retry_at:
-                raise errors.ConnectionError(f"{slot.error} (not retried for {self.backoff}s)")
-            try:
-                slot.conn = await self._open(loop)
-            except errors.ValkeyError as exc:
-                slot.retry_at, slot.error = loop.time() + self.backoff, exc
-                raise
+            # No backoff of its own after a failed attempt: the breaker has opened, so nobody
+            # tries again before its probe does.
+            slot.conn = await self._open(asyncio.get_running_loop())
             return slot.conn
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
@@ -374,6 +466,8 @@ class ValkeyMux:
     async def aclose(self) -> None:
         """Fail what is still pending and close every connection (the worker's shutdown)."""
         self._closed = True
+        if self._probe is not None:
+            self._probe.cancel()
         for slot in self._slots:
             conn, slot.conn = slot.conn, None
             if conn is not None:

@@ -267,9 +267,10 @@ class AuthState:
                           algorithm="RS256",
                           headers={"typ": "at+jwt", "kid": key.kid, **(headers or {})})
 
-    def rotate_signing_key(self) -> str:
-        """Make a new key current; the old one stays in the JWKS while its tokens live."""
-        return self.keys.rotate().kid
+    def rotate_signing_key(self, withdraw_previous: bool = False) -> str:
+        """Make a new key current; the old one stays in the JWKS while its tokens live, unless
+        withdrawn (then its tokens stop working at once)."""
+        return self.keys.rotate(withdraw_previous).kid
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return self.keys.jwks()
@@ -360,7 +361,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         roles = Caller.of(context).roles
         if roles and "super_admin" not in roles:  # a platform operation, not an org admin's
             raise ServiceError(grpc.StatusCode.PERMISSION_DENIED, "requires role super_admin")
-        return auth_pb2.RotateSigningKeyResponse(kid=self.state.rotate_signing_key())
+        return auth_pb2.RotateSigningKeyResponse(kid=self.state.rotate_signing_key(request.withdraw_previous))
 
     @staticmethod
     def _batch(ids, get, context) -> list:

@@ -49,8 +49,11 @@ class KeyRing:
         self.current = SigningKey.generate()
         self._retired: list[tuple[SigningKey, float]] = []  # (key, drop at)
 
-    def rotate(self) -> SigningKey:
-        self._retired.append((self.current, self._clock() + self.retain_for))
+    def rotate(self, withdraw: bool = False) -> SigningKey:
+        """A new current key; the old one stays published while its tokens live, or, when
+        `withdraw`n (compromised), leaves the JWKS at once."""
+        if not withdraw:
+            self._retired.append((self.current, self._clock() + self.retain_for))
         self.current = SigningKey.generate()
         return self.current
 

@@ -1,6 +1,7 @@
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint
 from runtime.auth.session import TOKEN_ANSWER, token_answer
+from runtime.errors import Unauthenticated
 from runtime.schema import EMAIL, Body, Field
 
 LOGIN = Body(
@@ -18,9 +19,15 @@ LOGIN = Body(
 async def login(req, ctx):
     """Sign in with email and password; returns an access and a refresh token."""
     body = ctx.body
-    tokens = await ctx.backends.auth.Authenticate(
-        auth_pb2.AuthenticateRequest(
-            email=body["email"].lower(), password=body["password"], remember_me=body["remember_me"]
+    email, lockout = body["email"].lower(), ctx.resources.lockout
+    if lockout is not None:
+        await lockout.check(email)  # the account's failure budget, across every address
+    try:
+        tokens = await ctx.backends.auth.Authenticate(
+            auth_pb2.AuthenticateRequest(email=email, password=body["password"], remember_me=body["remember_me"])
         )
-    )
+    except Unauthenticated:
+        if lockout is not None:
+            await lockout.failed(email, ctx.client_ip)
+        raise
     return Reply(token_answer(tokens), message="Login successful")

@@ -15,20 +15,26 @@ NOTIFICATION = Body(
     },
 )
 
-
+# What was published, exactly as subscribers receive it.
 MESSAGE = {
     "type": "object",
-    "required": ["type", "channel", "data", "timestamp", "message_id"],
+    "required": ["type", "channel", "data", "timestamp", "user_id", "message_id"],
     "properties": {
-        "type": {"type": "string"}, "channel": {"type": "string"}, "data": {"type": "object"},
-        "timestamp": {"type": "string"}, "user_id": {"type": ["string", "null"]}, "message_id": {"type": "string"},
+        "type": {"type": "string", "enum": ["message"]},
+        "channel": {"type": "string"},
+        "data": {"type": "object"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "user_id": {"type": ["string", "null"], "description": "the sender"},
+        "message_id": {"type": "string", "description": "<ms>-<sequence>; resume after it with since"},
     },
 }
 
 
 @endpoint("POST", "/api/v1/notifications", body=NOTIFICATION, status=202, max_body_bytes=65_536, tags=("realtime",),
-          response=MESSAGE, errors={403: "The caller may not publish to this channel",
-                                    404: "No such user in the caller's organization"})
+          response=MESSAGE,
+          errors={403: "The caller may not publish to this channel (another organization's, or without "
+                       "realtime.notifications:send / realtime.broadcast:send)",
+                  404: "notifications:<user> names no user of the caller's organization"})
 async def notify(req, ctx):
     """Publish a realtime message to a user, an organization, a role or everyone."""
     channel, principal, hub = ctx.body["channel"], ctx.principal, ctx.resources.realtime

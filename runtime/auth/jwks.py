@@ -13,7 +13,14 @@ waits for that one (no thundering herd).
   else is refused at once. A flood of random `kid`s therefore costs at most one fetch per
   interval, through this path and the staleness path alike.
 - A successful fetch replaces the key set: a key the auth service stops publishing stops
-  verifying new tokens (already-verified tokens stay cached until they expire).
+  verifying at once, tokens it signed that were verified earlier included (TokenVerifier
+  checks the key of a cached token on every hit).
+- A poll on a schedule (`poll_interval`, outside the unknown-kid gate): a rotation or a
+  withdrawn key is seen within one interval whatever else happens. Without it a stranger's
+  junk token with a random `kid` could spend the unknown-kid allowance just before a genuine
+  rotation and keep the new key out for a whole `refetch_interval`. An unknown `kid` that
+  finds the gate closed waits for that poll (at most one interval) rather than being
+  refused at once, so the first token of a new key is accepted.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ class JwksCache:
         refetch_interval: float,
         timeout: float = 5.0,
         empty_retry: float = 1.0,
+        poll_interval: float = 0.0,
         fetch: Fetch = fetch_jwks,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -62,6 +70,7 @@ class JwksCache:
         self.refetch_interval = refetch_interval
         self.timeout = timeout
         self.empty_retry = min(empty_retry, refetch_interval)
+        self.poll_interval = poll_interval  # 0: no scheduled refetch
         self._fetch = fetch
         self._clock = clock
         self._kty = {_KTY_FOR_ALG[a[:2]] for a in algorithms}
@@ -69,20 +78,51 @@ class JwksCache:
         self._fetched_at = float("-inf")  # last successful fetch
         self._attempted_at = float("-inf")  # last fetch started, successful or not
         self._inflight: asyncio.Task | None = None
+        self._poller: asyncio.Task | None = None
+        self._polled: asyncio.Future | None = None  # resolved when the next scheduled poll is done
+        self._failing = False  # the last fetch failed (logged once per transition)
         self.fetches = 0
 
     @property
     def kids(self) -> tuple[str, ...]:
         return tuple(self._keys)
 
+    def has(self, kid: str) -> bool:
+        """Whether `kid` is published now (a dict lookup: checked on every cached-token hit)."""
+        return kid in self._keys
+
     def start(self) -> None:
-        """Fetch in the background now, so the first request does not pay for it."""
+        """Fetch in the background now, so the first request does not pay for it; then poll."""
         self._refresh_if_allowed()
+        if self.poll_interval > 0 and self._poller is None:
+            loop = asyncio.get_running_loop()
+            self._polled = loop.create_future()  # from now on an unknown kid can wait for a poll
+            self._poller = loop.create_task(self._poll())
 
     async def close(self) -> None:
-        task, self._inflight = self._inflight, None
-        if task is not None:
-            task.cancel()
+        for task in (self._poller, self._inflight):
+            if task is not None:
+                task.cancel()
+        self._poller = self._inflight = None
+        if self._polled is not None and not self._polled.done():
+            self._polled.set_result(None)
+
+    async def _poll(self) -> None:
+        """Refetch every `poll_interval`, beside (not counted against) the unknown-kid gate."""
+        loop = asyncio.get_running_loop()
+        while True:
+            polled = self._polled
+            if polled is None or polled.done():
+                polled = self._polled = loop.create_future()
+            try:
+                await asyncio.sleep(self.poll_interval)
+                task = self._inflight
+                if task is None:
+                    task = self._inflight = loop.create_task(self._refresh())
+                await asyncio.shield(task)
+            finally:  # cancelled at shutdown too: nobody may wait for a poll that never comes
+                if not polled.done():
+                    polled.set_result(None)
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
         key = self._keys.get(kid)
@@ -90,9 +130,13 @@ class JwksCache:
             if self._clock() - self._fetched_at > self.cache_duration:
                 self._refresh_if_allowed()  # not awaited: the known key answers now
             return key
-        task = self._refresh_if_allowed() or self._inflight
+        task = self._refresh_if_allowed() or self._inflight or self._polled
         if task is not None:
-            await asyncio.shield(task)  # a cancelled request must not cancel the shared fetch
+            # The fetch this request started or found, else (the gate is closed) the next
+            # scheduled poll, at most `poll_interval` away: a token of a genuinely new key is
+            # accepted on its first request, not refused until someone else fetched. A junk kid
+            # waits as long, then is refused. Shielded: a cancelled request cancels nothing shared.
+            await asyncio.shield(task)
         return self._keys.get(kid)
 
     def _refresh_if_allowed(self) -> asyncio.Task | None:
@@ -113,8 +157,17 @@ class JwksCache:
             document = await asyncio.to_thread(self._fetch, self.url, self.timeout)
             keys = self._parse(document)
         except Exception as exc:  # network, JSON or shape: keep the keys we have
-            log.warning("jwks refresh failed", extra={"url": self.url, "error": str(exc)[:200]})
+            if not self._failing:  # once per outage, not once per poll
+                log.warning("jwks refresh failed: keeping the keys we have", extra={"url": self.url, "error": str(exc)[:200]})
+            self._failing = True
         else:
+            withdrawn = self._keys.keys() - keys.keys()
+            if withdrawn and self._keys:
+                log.warning("jwks keys withdrawn: their tokens are refused from now on",
+                            extra={"kids": sorted(withdrawn)[:10]})
+            if self._failing:
+                log.warning("jwks refresh works again", extra={"url": self.url})
+            self._failing = False
             self._keys = keys
             self._fetched_at = self._clock()
         finally:

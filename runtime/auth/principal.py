@@ -18,6 +18,7 @@ class Principal:
     # A service account's own grants (its token's `permissions` claim); None for a person,
     # whose permissions come from their roles.
     permissions: tuple[str, ...] | None = None
+    key_id: str = ""  # the `kid` that signed the token: withdrawn from the JWKS, the token dies
 
     @property
     def is_service(self) -> bool:

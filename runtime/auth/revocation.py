@@ -20,9 +20,21 @@ feed is noticed by a read error or by a missed heartbeat PING, then resubscribed
 reloaded; a subscription the client re-established on its own shows up as a new subscribe
 confirmation, which triggers the reload too.
 
-If Valkey itself is unreachable the fallback fails open (only revocations this worker
-already knows are refused), and says so in the logs: refusing every request while the cache
-is down would turn a cache outage into a full outage.
+The request path (the EXISTS fallback and `revoke`) goes through the multiplexed client
+(runtime.valkey_mux) and its circuit breaker, never the valkey-py pool, which is only for the
+feed (pub/sub, SCAN, MGET: off the request path).
+
+A revocation is only reported done once Valkey holds it: `revoke` raises
+BackendUnavailable (503, the client retries) otherwise, and does not even remember it
+locally, so that the retried logout is not refused as "revoked" by this worker while every
+other instance would still accept the token.
+
+While the feed and Valkey are both unreachable nobody can tell whether a token was revoked
+elsewhere; `security.revocation_unavailable` decides: `fail_open` (the default: refusing
+every request while the cache is down would turn a cache outage into a full outage, and
+access tokens live 15 minutes) accepts tokens this worker does not know to be revoked;
+`fail_closed` answers 503. The change into and out of that state is logged once each way,
+`unchecked` counts the requests answered under the policy, and /ready reports it.
 
 Bounded memory: entries leave the local map when their token expires (a heap ordered by
 expiry), and the map holds at most `max_local` entries; past that it stops being trusted as
@@ -39,8 +51,15 @@ import math
 import time
 from typing import Callable
 
+from typing import TYPE_CHECKING
+
 from valkey.asyncio import ConnectionPool, Valkey
 from valkey.exceptions import ValkeyError
+
+from runtime.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from runtime.valkey_mux import ValkeyMux
 
 log = logging.getLogger("gateway.revocation")
 
@@ -48,18 +67,29 @@ _GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 _UNKNOWN_EXPIRY = 3600.0  # a key whose value we cannot read: keep it an hour (too long is safe)
 
 
+FAIL_OPEN, FAIL_CLOSED = "fail_open", "fail_closed"
+
+
 class RevocationList:
     def __init__(
         self,
         valkey: Valkey,
+        requests: "ValkeyMux",
         prefix: str,
         *,
         leeway: float = 0.0,
         max_local: int = 100_000,
         heartbeat: float = 5.0,
+        unavailable: str = FAIL_OPEN,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.valkey = valkey
+        if unavailable not in (FAIL_OPEN, FAIL_CLOSED):
+            raise ValueError(f"unavailable must be {FAIL_OPEN} or {FAIL_CLOSED}, not {unavailable!r}")
+        self.valkey = valkey  # the feed's: pub/sub, SCAN, MGET
+        self.requests = requests  # the request path's: EXISTS, SET + PUBLISH
+        self.unavailable = unavailable
+        self.unchecked = 0  # checks answered by the `unavailable` policy (a counter for metrics)
+        self._blind = False  # the last check could neither use the feed nor reach Valkey
         self.prefix = prefix + "revoked:"
         self.channel = prefix + "revocations"
         self.leeway = leeway
@@ -90,21 +120,48 @@ class RevocationList:
         if self.synced:
             return False
         try:
-            return bool(await self.valkey.exists(*(self.prefix + i for i in ids)))
-        except (ValkeyError, OSError):
-            return False
+            found = await self.requests.exists(*(self.prefix + i for i in ids))
+        except (ValkeyError, OSError) as exc:
+            return self._unknown(exc)
+        if self._blind:
+            self._see_again()
+        return bool(found)
+
+    @property
+    def blind(self) -> bool:
+        """True while revocations cannot be checked (feed and Valkey both unreachable)."""
+        return self._blind and not self.synced
+
+    def _unknown(self, exc: Exception) -> bool:
+        """Neither the feed nor Valkey can say: the configured policy answers."""
+        self.unchecked += 1
+        if not self._blind:
+            self._blind = True
+            log.error("revocations cannot be checked (feed and valkey unreachable): %s", self.unavailable,
+                      extra={"error": str(exc)[:200], "policy": self.unavailable})
+        if self.unavailable == FAIL_CLOSED:
+            raise BackendUnavailable("Token revocation cannot be checked right now; try again",
+                                     headers={"Retry-After": "1"})
+        return False
+
+    def _see_again(self) -> None:
+        self._blind = False
+        log.warning("revocations checked again")
 
     async def revoke(self, token_id: str, expires_at: float) -> None:
+        """Store the revocation in Valkey and announce it, or raise BackendUnavailable."""
         until = expires_at + self.leeway  # the verifier accepts a token until exp + leeway
-        self._remember(token_id, until)
         ttl = max(1, math.ceil(until - self._clock()))
         try:
-            async with self.valkey.pipeline(transaction=False) as pipe:
-                pipe.set(self.prefix + token_id, repr(until), ex=ttl)
-                pipe.publish(self.channel, f"{token_id} {until!r}")
-                await pipe.execute()
+            await self.requests.execute_many((
+                ("SET", self.prefix + token_id, repr(until), "EX", ttl),
+                ("PUBLISH", self.channel, f"{token_id} {until!r}"),
+            ))
         except (ValkeyError, OSError) as exc:
-            log.warning("revocation not shared: valkey unavailable", extra={"error": str(exc)[:200]})
+            log.warning("revocation not stored: valkey unavailable", extra={"error": str(exc)[:200]})
+            raise BackendUnavailable("The revocation could not be stored; try again",
+                                     headers={"Retry-After": "1"}) from None
+        self._remember(token_id, until)  # this worker at once; the feed brings it to the others
 
     # -- the local map ----------------------------------------------------------------------
 
@@ -186,6 +243,8 @@ class RevocationList:
                     self._subscribed = False
                     await self._reload()
                     self._subscribed = True
+                    if self._blind:
+                        self._see_again()
             if now - last_ping >= self.heartbeat:
                 if now - last_heard > 2 * self.heartbeat:
                     raise ConnectionError("revocation feed silent: no answer to PING")

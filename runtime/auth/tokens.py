@@ -1,7 +1,9 @@
 """Access-token verification (RFC 9068 profile, RFC 8725 best practices).
 
 RSA verification costs ~150 µs in PyJWT, so a verified token is cached by its exact string
-until it expires: RSA runs once per token, not once per request. Revocation is checked
+until it expires: RSA runs once per token, not once per request. Each hit checks that the
+token's signing key is still published (a dict lookup), so a key withdrawn from the JWKS
+(compromised) stops its tokens on the next request, cached or not. Revocation is checked
 separately on every request (runtime.auth.revocation).
 """
 
@@ -49,10 +51,13 @@ class TokenVerifier:
     async def verify(self, token: str) -> Principal:
         principal = self._verified.get(token)
         if principal is not None:
-            if principal.expires_at + self.leeway > time.time():
+            if not self.jwks.has(principal.key_id):
+                del self._verified[token]  # its key was withdrawn: verify again, which refuses it
+            elif principal.expires_at + self.leeway > time.time():
                 return principal
-            del self._verified[token]
-            raise Unauthenticated("Token has expired")
+            else:
+                del self._verified[token]
+                raise Unauthenticated("Token has expired")
         principal = await self._verify_signature(token)
         self._verified[token] = principal
         if len(self._verified) > self.cache_size:
@@ -95,7 +100,7 @@ class TokenVerifier:
             raise Unauthenticated("Token is not valid yet") from None
         except jwt.PyJWTError:
             raise Unauthenticated("Token is invalid") from None
-        return _principal(claims)
+        return _principal(claims, kid)
 
 
 def _header(token: str) -> dict:
@@ -111,7 +116,7 @@ def _header(token: str) -> dict:
     return header
 
 
-def _principal(claims: dict) -> Principal:
+def _principal(claims: dict, kid: str) -> Principal:
     sub, org, roles, jti = claims.get("sub"), claims.get("org"), claims.get("roles", []), claims.get("jti")
     if not (isinstance(sub, str) and sub and isinstance(org, str) and org and isinstance(jti, str) and jti):
         raise Unauthenticated("Token is missing required claims")
@@ -132,6 +137,7 @@ def _principal(claims: dict) -> Principal:
         expires_at=float(claims["exp"]),
         issued_at=float(claims["iat"]),
         permissions=tuple(permissions) if permissions is not None else None,
+        key_id=kid,
     )
 
 

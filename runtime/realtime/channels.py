@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from runtime.rbac import grants_allow
+
 if TYPE_CHECKING:
     from runtime.auth.principal import Principal
     from runtime.rbac import Policy
@@ -62,6 +64,13 @@ def routing_key(channel: str, organization: str | None) -> str:
     return channel
 
 
+def _allows(principal: "Principal", policy: "Policy", permission: str) -> bool:
+    """As the HTTP pipeline decides: a service account by its own grants, a person by roles."""
+    if principal.permissions is not None:
+        return grants_allow(principal.permissions, permission)
+    return policy.allows(principal.roles, permission)
+
+
 def own_channels(principal: "Principal") -> tuple[str, ...]:
     """What every socket is subscribed to on connect."""
     return (f"notifications:{principal.user_id}", BROADCAST)
@@ -79,7 +88,7 @@ def can_subscribe(principal: "Principal", channel: str, policy: "Policy", events
     if kind == "role":
         return name in principal.roles
     if kind == "events":
-        return policy.allows(principal.roles, events_permission)
+        return _allows(principal, policy, events_permission)
     return True  # system:broadcast
 
 
@@ -94,7 +103,7 @@ def can_publish(principal: "Principal", channel: str, policy: "Policy", send_per
     if kind == "notifications" and name == principal.user_id:
         return True  # one's own notifications, always
     if kind == "system":
-        return policy.allows(principal.roles, broadcast_permission)
+        return _allows(principal, policy, broadcast_permission)
     if kind == "org" and name != principal.organization_id:
         return False  # never another organization's channel
-    return policy.allows(principal.roles, send_permission)
+    return _allows(principal, policy, send_permission)

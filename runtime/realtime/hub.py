@@ -35,7 +35,7 @@ import orjson
 from valkey.asyncio import ConnectionPool, Valkey
 
 from runtime.realtime import channels
-from runtime.realtime.message import MESSAGE_ID, Message, sequence
+from runtime.realtime.message import MESSAGE_ID, Message, order
 
 if TYPE_CHECKING:
     from runtime.auth.principal import Principal
@@ -162,7 +162,11 @@ class Subscription(Subscriber):
 
 
 class Hub:
-    def __init__(self, valkey: Valkey, prefix: str, settings: Any, policy: "Policy") -> None:
+    def __init__(self, valkey: Valkey, prefix: str, settings: Any, policy: "Policy", commands: Any = None) -> None:
+        """`valkey`: a valkey-py client (the subscription's connection settings, resume reads);
+        `commands`: what publishes run on, the worker's multiplexed client
+        (runtime.valkey_mux) in the gateway so that a burst of publishes never waits for a
+        pool slot; valkey-py when not given."""
         self.valkey = valkey
         self.settings = settings
         self.policy = policy
@@ -170,10 +174,10 @@ class Hub:
         self._log_prefix = prefix + "rt:log:"
         self._seq_key = prefix + "rt:seq"
         self._clock_key = prefix + "rt:clock"
-        self._script = valkey.register_script(_PUBLISH)
+        self._script = (commands or valkey).register_script(_PUBLISH)
         self._routes: dict[str, set[Subscriber]] = {}
         self._last_id: str | None = None  # the newest message this worker has seen
-        self._high = 0  # its sequence: live messages at or below it were delivered already
+        self._high = (0, 0)  # its order: live messages at or below it were delivered already
         self._task: asyncio.Task | None = None
         self.ready: asyncio.Event | None = None  # set in start(): made on the running loop
         self.delivered = 0  # messages handed to local subscribers (for tests and /ready)
@@ -249,7 +253,7 @@ class Hub:
             answers = await pipe.execute()
         found = [Message(key, mid.decode(), fields[b"m"].decode())
                  for key, entries in zip(keys, answers) for mid, fields in entries]
-        found.sort(key=lambda m: m.seq)
+        found.sort(key=lambda m: m.order)
         return found
 
     # -- local subscribers -----------------------------------------------------------------
@@ -290,10 +294,10 @@ class Hub:
                 held += subscriber._resuming.pop(key, [])
             if not subscriber._resuming:
                 subscriber._resuming = None
-            after, seen = sequence(since), set()
-            for message in sorted(missed + held, key=lambda m: m.seq):
-                if message.seq > after and message.seq not in seen:
-                    seen.add(message.seq)
+            last = order(since)
+            for message in sorted(missed + held, key=lambda m: m.order):
+                if message.order > last:  # sorted: this also drops the copies read twice
+                    last = message.order
                     subscriber.push(message)
 
     def listen(self, principal: "Principal", channel_names: Iterable[str], *, since: str | None = None,
@@ -309,9 +313,9 @@ class Hub:
         return Subscription(self, principal, keys, since, maxsize)
 
     def _dispatch(self, message: Message) -> None:
-        if message.seq <= self._high:
+        if message.order <= self._high:
             return  # already delivered (read from a stream after a feed loss)
-        self._high, self._last_id = message.seq, message.message_id
+        self._high, self._last_id = message.order, message.message_id
         subs = self._routes.get(message.key)
         if subs:
             for sub in tuple(subs):

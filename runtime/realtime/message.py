@@ -7,7 +7,7 @@ On the wire (and in each channel's resume window in Valkey) a message is the JSO
 
 `message_id` is `<milliseconds>-<sequence>`: Valkey assigns both in the publish script, the
 sequence from one counter for every channel and the milliseconds never going backwards, so
-comparing ids (as pairs of numbers) orders all messages, across channels, the way they were
+comparing ids as pairs of numbers (`order`) orders all messages, across channels, the way they were
 published. It is also the message's id in the channel's Valkey stream, which is what makes
 `since: <message_id>` a plain XRANGE.
 """
@@ -22,9 +22,12 @@ import orjson
 MESSAGE_ID = re.compile(r"^\d{1,15}-\d{1,19}$")
 
 
-def sequence(message_id: str) -> int:
-    """The global sequence number of an id (the part that orders messages)."""
-    return int(message_id.rpartition("-")[2])
+def order(message_id: str) -> tuple[int, int]:
+    """What orders ids: (milliseconds, sequence). The sequence alone would do while Valkey
+    keeps its data; after a Valkey restart without persistence the counter starts again at 1,
+    and the milliseconds (never going backwards) keep later messages later."""
+    ms, _, seq = message_id.partition("-")
+    return int(ms), int(seq)
 
 
 class Message:
@@ -32,12 +35,12 @@ class Message:
     key the hub delivers on (the channel, scoped by organization where the channel name is
     not: see runtime.realtime.channels)."""
 
-    __slots__ = ("key", "message_id", "seq", "text", "_doc")
+    __slots__ = ("key", "message_id", "order", "text", "_doc")
 
     def __init__(self, key: str, message_id: str, text: str) -> None:
         self.key = key
         self.message_id = message_id
-        self.seq = sequence(message_id)
+        self.order = order(message_id)
         self.text = text
         self._doc: dict[str, Any] | None = None
 

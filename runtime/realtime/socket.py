@@ -182,20 +182,27 @@ class RealtimeEndpoint:
         self.config = config
         self.settings = config.realtime
         self.state = state  # state.resources: the worker's Resources, set by the lifespan
-        origins = self.settings.allowed_origins or config.cors.allowed_origins
-        self.any_origin = "*" in origins
-        self.origins = frozenset(origins)
+        self.reload_origins(config)
         self.connections: set[Connection] = set()
         self.lease_ms = int(max(3 * self.settings.ping_period, 30.0) * 1000)
         self._ticker: asyncio.Task | None = None
         self._acquire = self._renew = None
+        self._warned_at = -1e9
         self.stopping = False
 
-    # -- lifecycle (called by Resources) ----------------------------------------------------
+    def reload_origins(self, config: Any) -> None:
+        """The browser origins allowed to open a socket (again after a configuration reload)."""
+        origins = config.realtime.allowed_origins or config.cors.allowed_origins
+        self.any_origin, self.origins = "*" in origins, frozenset(origins)
+
+    # -- lifecycle (called by the lifespan) --------------------------------------------------
 
     def start(self, resources: "Resources") -> None:
-        self._acquire = resources.valkey.register_script(_ACQUIRE)
-        self._renew = resources.valkey.register_script(_RENEW)
+        # The multiplexed client: a reconnect storm (an instance went away, all its clients
+        # come here) must not queue for valkey-py's pool slots.
+        self.commands = resources.valkey_mux
+        self._acquire = self.commands.register_script(_ACQUIRE)
+        self._renew = self.commands.register_script(_RENEW)
         self.lease_prefix = resources.config.redis.key_prefix + "rt:conns:"
         self.stopping = False
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
@@ -286,7 +293,7 @@ class RealtimeEndpoint:
                 if conn.flusher is not None:
                     conn.flusher.cancel()
             with contextlib.suppress(Exception):
-                await resources.valkey.zrem(self.lease_prefix + principal.user_id, conn.id)
+                await self.commands.execute("ZREM", self.lease_prefix + principal.user_id, conn.id)
         if conn.close_code is not None:
             await _close(send, conn.close_code, conn.close_reason)
 
@@ -320,7 +327,10 @@ class RealtimeEndpoint:
             return bool(await self._acquire(keys=[self.lease_prefix + conn.principal.user_id],
                                             args=[self.settings.max_connections_per_user, conn.id, self.lease_ms]))
         except (ValkeyError, OSError) as exc:
-            log.warning("connection cap not enforced: valkey unavailable", extra={"error": str(exc)[:200]})
+            now = time.monotonic()
+            if now - self._warned_at > 10.0:  # once per 10 s, not once per socket of a storm
+                self._warned_at = now
+                log.warning("connection cap not enforced: valkey unavailable", extra={"error": str(exc)[:200]})
             return True
 
     async def _serve(self, conn: Connection, resources: "Resources", receive: Any, since: str | None) -> None:

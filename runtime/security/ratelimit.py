@@ -11,9 +11,10 @@ script reads the server's clock (so instances with skewed clocks share one budge
 the request only if every policy admits it, and a refused request consumes nothing.
 
 While Valkey is unreachable the same algorithm runs in process memory (per worker, so the
-effective limit is multiplied by the number of workers and instances); Valkey is tried
-again after `RETRY_SHARED_AFTER` seconds, so an outage costs one failed call per interval,
-not one per request.
+effective limit is multiplied by the number of workers and instances). The request-path
+client's circuit breaker (runtime.valkey_mux) makes that cheap: while it is open a check
+fails at once, and it probes Valkey by itself, so an outage costs no request a timeout after
+the first.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from runtime.valkey_mux import ValkeyMux
 
 log = logging.getLogger("gateway.ratelimit")
 
-RETRY_SHARED_AFTER = 1.0
 LOCAL_MAX_KEYS = 100_000  # past this, expired entries are swept on the next check
 
 
@@ -91,8 +91,9 @@ def gcra(tat: float | None, now: float, interval: float, window: float) -> tuple
 
 
 # KEYS[i] holds one GCRA arrival time in microseconds; ARGV[2i-1], ARGV[2i] are that
-# policy's interval and window in microseconds. Returns {allowed, then per key: remaining,
-# reset, retry_after (microseconds)}. "%.0f" keeps every digit (tostring would round to 14).
+# policy's interval and window in microseconds; the last ARGV is 1 to count the request, 0 to
+# only look (would it be admitted?). Returns {allowed, then per key: remaining, reset,
+# retry_after (microseconds)}. "%.0f" keeps every digit (tostring would round to 14).
 SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -112,7 +113,7 @@ for i, key in ipairs(KEYS) do
     out[n], out[n + 1], out[n + 2] = math.floor((now - allow_at) / interval), new_tat - now, 0
   end
 end
-if allowed == 1 then
+if allowed == 1 and ARGV[2 * #KEYS + 1] ~= '0' then
   for i, key in ipairs(KEYS) do
     redis.call('SET', key, string.format('%.0f', tats[i]), 'PX', math.max(1, math.ceil((tats[i] - now) / 1000)))
   end
@@ -129,13 +130,13 @@ class LocalLimiter:
         self.clock = clock
         self._tats: dict[str, float] = {}
 
-    def check(self, rules: Sequence[tuple[Policy, str]]) -> Decision:
+    def check(self, rules: Sequence[tuple[Policy, str]], commit: bool = True) -> Decision:
         now = self.clock()
         if len(self._tats) > LOCAL_MAX_KEYS:
             self._tats = {k: t for k, t in self._tats.items() if t > now}
         steps = [(key, policy, gcra(self._tats.get(key), now, policy.interval, policy.window)) for policy, key in rules]
         allowed = all(step[0] for _, _, step in steps)
-        if allowed:
+        if allowed and commit:
             for key, _, step in steps:
                 self._tats[key] = step[1]
         return Decision(allowed, tuple(Outcome(p, s[0], s[2], s[3], s[4]) for _, p, s in steps))
@@ -147,28 +148,23 @@ class RateLimiter:
     def __init__(self, valkey: ValkeyMux, local: LocalLimiter | None = None) -> None:
         self.script = valkey.register_script(SCRIPT)
         self.local = local or LocalLimiter()
-        self._shared_after = 0.0  # monotonic time before which Valkey is not tried again
+        self.shared = True  # False while the last attempt to reach Valkey failed (counting locally)
 
-    @property
-    def shared(self) -> bool:
-        """False while the last attempt to reach Valkey failed (the local limiter is counting)."""
-        return self._shared_after == 0.0
-
-    async def check(self, rules: Sequence[tuple[Policy, str]]) -> Decision:
-        if time.monotonic() >= self._shared_after:
-            args = [a for policy, _ in rules for a in policy.script_args]
-            try:
-                answer = await self.script(keys=[key for _, key in rules], args=args)
-            except (ValkeyError, OSError, asyncio.TimeoutError) as exc:
-                if self.shared:
-                    log.warning("rate limits counted per worker: valkey unavailable", extra={"error": str(exc)[:200]})
-                self._shared_after = time.monotonic() + RETRY_SHARED_AFTER
-            else:
-                if not self.shared:
-                    log.warning("rate limits shared again: valkey is back")
-                self._shared_after = 0.0
-                return _decision(rules, answer)
-        return self.local.check(rules)
+    async def check(self, rules: Sequence[tuple[Policy, str]], commit: bool = True) -> Decision:
+        """Admit (and count, unless `commit` is False: only look) one request against every rule."""
+        args = [a for policy, _ in rules for a in policy.script_args]
+        args.append(1 if commit else 0)
+        try:
+            answer = await self.script(keys=[key for _, key in rules], args=args)
+        except (ValkeyError, OSError, asyncio.TimeoutError) as exc:
+            if self.shared:
+                log.warning("rate limits counted per worker: valkey unavailable", extra={"error": str(exc)[:200]})
+                self.shared = False
+            return self.local.check(rules, commit)
+        if not self.shared:
+            log.warning("rate limits shared again: valkey is back")
+            self.shared = True
+        return _decision(rules, answer)
 
 
 def _decision(rules: Sequence[tuple[Policy, str]], answer: list[int]) -> Decision:

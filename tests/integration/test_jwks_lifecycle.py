@@ -36,8 +36,10 @@ def own_stack():
 
 @pytest.fixture(scope="module")
 def gateway_url(own_stack):
+    # No scheduled poll here: these tests count the fetches of the on-demand paths
+    # (tests/integration/test_key_withdrawal.py covers the poll).
     env = granian_env(own_stack.environment(), ERP_JWT_CACHE_DURATION=f"{CACHE_DURATION}s",
-                      ERP_JWT_UNKNOWN_KID_REFETCH_INTERVAL=f"{REFETCH_INTERVAL}s")
+                      ERP_JWT_UNKNOWN_KID_REFETCH_INTERVAL=f"{REFETCH_INTERVAL}s", ERP_JWT_JWKS_POLL_INTERVAL="0s")
     process, url = start_gateway(env)
     yield url
     stop(process)
@@ -152,7 +154,7 @@ def test_a_gateway_started_before_the_jwks_host_recovers_without_waiting_an_inte
     process = None
     try:
         # The default 30 s refetch interval: recovery must not wait for it.
-        process, url = start_gateway(granian_env(own_stack.environment()))
+        process, url = start_gateway(granian_env(own_stack.environment(), ERP_JWT_JWKS_POLL_INTERVAL="0s"))
         token = mint(own_stack)
         with httpx.Client(base_url=url, timeout=10) as c:
             assert status(c, token) == 401  # no keys yet: nothing can be verified

@@ -17,6 +17,7 @@ from runtime.auth.principal import Principal
 from runtime.config import load_config
 from runtime.rbac import Policy
 from runtime.realtime import ChannelForbidden, Hub
+from runtime.realtime.message import order
 
 
 def principal(user="u-1", org="o-1", roles=("employee",)) -> Principal:
@@ -178,5 +179,48 @@ def test_a_lost_feed_catches_up_from_the_streams(server):
         finally:
             await hub.close()
             await other.close()
+
+    asyncio.run(scenario())
+
+
+def test_delivery_survives_valkey_losing_its_data(server):
+    """A Valkey restart without persistence starts the id counter again at 1; ids still order
+    by their milliseconds, so nothing published afterwards is mistaken for a duplicate."""
+    async def scenario():
+        hub = make_hub(server)
+        await started(hub)
+        admin = valkey_asyncio.Valkey(host=server.host, port=server.port)
+        try:
+            p = principal("amnesia")
+            async with hub.listen(p, ["notifications:amnesia"]) as sub:
+                for n in range(3):
+                    await hub.publish("notifications:amnesia", {"n": n})
+                before = [(await next_message(sub)).message_id for _ in range(3)]
+                await admin.flushall()
+                after = await hub.publish("notifications:amnesia", {"n": 3})
+                assert after.message_id.endswith("-1")  # the counter started again
+                assert (await next_message(sub)).message_id == after.message_id
+                assert all(after.order > order(m) for m in before)
+        finally:
+            await admin.aclose()
+            await hub.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_service_account_is_judged_by_its_own_grants(server):
+    async def scenario():
+        hub = make_hub(server)
+        try:
+            robot = Principal(user_id="svc-1", organization_id="o-1", roles=(), email="", token_id="j", session_id="",
+                              expires_at=2e9, issued_at=0, permissions=("realtime.events:subscribe",))
+            assert hub.can_subscribe(robot, "events:invoice.paid")
+            assert not hub.can_publish(robot, "org:o-1")
+            sender = Principal(user_id="svc-2", organization_id="o-1", roles=("admin",), email="", token_id="j",
+                               session_id="", expires_at=2e9, issued_at=0, permissions=("realtime.notifications:send",))
+            assert hub.can_publish(sender, "org:o-1") and not hub.can_publish(sender, "system:broadcast")
+            assert not hub.can_subscribe(sender, "events:invoice.paid")  # roles do not count for a service
+        finally:
+            await hub.close()
 
     asyncio.run(scenario())

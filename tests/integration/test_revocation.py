@@ -19,6 +19,7 @@ import valkey.asyncio as valkey_asyncio
 
 from emulator.processes import stop
 from runtime.auth.revocation import RevocationList
+from runtime.valkey_mux import ValkeyMux
 from tests.support import DEMO_PASSWORD, granian_env, start_gateway
 
 ME = "/api/v1/auth/me"
@@ -164,7 +165,7 @@ async def wait_for(condition, timeout: float = 5) -> float:
 
 
 class CountingValkey:
-    """Counts EXISTS calls made by a RevocationList; delegates everything else."""
+    """Counts EXISTS calls a RevocationList makes on its request-path client; delegates the rest."""
 
     def __init__(self, inner) -> None:
         self.inner, self.exists_calls = inner, 0
@@ -183,8 +184,8 @@ def connect(stack):
     prefix = f"test:{uuid.uuid4().hex[:8]}:"
 
     def make(**kw) -> RevocationList:
-        client = CountingValkey(valkey_asyncio.Valkey(host=v.host, port=v.port, socket_timeout=1))
-        return RevocationList(client, prefix, **kw)
+        feed = valkey_asyncio.Valkey(host=v.host, port=v.port, socket_timeout=1)
+        return RevocationList(feed, CountingValkey(ValkeyMux(v.host, v.port)), prefix, **kw)
 
     return make
 
@@ -199,7 +200,7 @@ def test_a_revocation_reaches_every_list_through_the_feed(connect):
             took = await wait_for(lambda: "jti-1" in two._local, timeout=1)
             assert await two.is_revoked("jti-1")
             assert not await two.is_revoked("jti-2")
-            assert two.valkey.exists_calls == 0  # synced: answered from memory
+            assert two.requests.exists_calls == 0  # synced: answered from memory
             return took
         finally:
             await one.close(), await two.close()
@@ -213,9 +214,25 @@ def test_without_a_synced_feed_every_check_asks_valkey(connect):
         await revocations.valkey.set(revocations.prefix + "elsewhere", "9999999999")
         assert await revocations.is_revoked("elsewhere")
         assert not await revocations.is_revoked("nobody")
-        assert revocations.valkey.exists_calls == 2
+        assert revocations.requests.exists_calls == 2
 
     run(scenario())
+
+
+def test_the_fallback_serves_many_concurrent_checks_without_a_pool(connect):
+    """Unsynced, every check asks Valkey, on the request path's multiplexed client: 200 at once
+    all answer (valkey-py's pool, 10 connections and a 1 s wait, refused such bursts)."""
+
+    async def scenario():
+        revocations = connect()  # never started: not subscribed
+        await revocations.valkey.set(revocations.prefix + "gone", "9999999999")
+        answers = await asyncio.gather(*(revocations.is_revoked("gone" if i % 2 else f"fine-{i}")
+                                         for i in range(200)))
+        return answers, revocations.requests.exists_calls, revocations.unchecked
+
+    answers, calls, unchecked = run(scenario())
+    assert answers == [bool(i % 2) for i in range(200)]
+    assert calls == 200 and unchecked == 0
 
 
 def test_a_lost_feed_resubscribes_and_reloads_what_it_missed(connect, store):
@@ -248,7 +265,7 @@ def test_the_local_map_forgets_expired_entries_and_is_capped(connect):
         assert "one-too-many" not in revocations._local
         assert not revocations.synced  # incomplete: back to asking Valkey
         assert not await revocations.is_revoked("one-too-many")
-        assert revocations.valkey.exists_calls == 1
+        assert revocations.requests.exists_calls == 1
         clock.now += 25  # jti-0 and jti-1 expired
         revocations._forget_expired()
         assert sorted(revocations._local) == ["jti-2"]

@@ -4,6 +4,7 @@ was reading a key for others of its worker hands the read over instead of failin
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -22,7 +23,7 @@ def server():
 
 
 def test_a_refused_leader_hands_the_read_to_an_admitted_waiter(server):
-    ctx = SimpleNamespace(principal=SimpleNamespace(user_id="u1", organization_id="o1"))
+    ctx = SimpleNamespace(principal=SimpleNamespace(user_id="u1", organization_id="o1"), deadline=time.monotonic() + 30)
     loads = []
 
     async def load():

@@ -193,3 +193,61 @@ async def test_an_unusable_jwks_keeps_the_keys_we_have(document):
     await cache.key("unknown")
     assert fetch.calls == 1 and cache.fetches == 2
     assert cache.kids == ("k1",)
+
+
+async def test_a_junk_kid_cannot_keep_a_rotated_key_out_past_one_poll():
+    """The junk token spends the unknown-kid allowance; the scheduled poll still finds the
+    genuinely new key (and does not spend that allowance itself)."""
+    fetch, clock = FakeJwks("k1"), Clock()
+    cache = make(fetch, clock, poll_interval=0.05)
+    assert await cache.key("k1") is not None
+    clock.now += 11  # the unknown-kid gate is open...
+    assert await cache.key("junk") is None  # ...and the junk token spends it
+    fetch.kids = ["k1", "k2"]  # the auth service rotates
+    assert await cache.key("k2") is None  # refused at once: the gate is closed for 10 s
+    calls, gate_opened_at = fetch.calls, cache._attempted_at
+    cache.start()
+    try:
+        for _ in range(200):  # real time: poll_interval 50 ms
+            await asyncio.sleep(0.01)
+            if cache.has("k2"):
+                break
+        assert cache.has("k2")
+        assert (await cache.key("k2")).key_id == "k2"
+        assert fetch.calls >= calls + 1
+        assert cache._attempted_at == gate_opened_at  # polls do not spend the unknown-kid allowance
+    finally:
+        await cache.close()
+
+
+async def test_a_poll_drops_a_withdrawn_key():
+    fetch, clock = FakeJwks("k1", "k2"), Clock()
+    cache = make(fetch, clock, poll_interval=0.02)
+    assert await cache.key("k1") is not None
+    fetch.kids = ["k2"]  # k1 withdrawn, no grace period
+    cache.start()
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if not cache.has("k1"):
+                break
+        assert not cache.has("k1") and cache.has("k2")
+    finally:
+        await cache.close()
+
+
+async def test_with_the_gate_closed_a_new_kid_waits_for_the_next_poll_instead_of_a_refusal():
+    fetch, clock = FakeJwks("k1"), Clock()
+    cache = make(fetch, clock, poll_interval=0.1)
+    assert await cache.key("k1") is not None  # the gate is now closed for 10 s (fake clock)
+    cache.start()
+    try:
+        fetch.kids = ["k1", "k2"]  # rotated
+        started = asyncio.get_running_loop().time()
+        key = await cache.key("k2")  # first request with the new key
+        waited = asyncio.get_running_loop().time() - started
+        assert key is not None and key.key_id == "k2"
+        assert waited < 1.0
+        assert await cache.key("junk") is None  # a junk kid waits as long, then is refused
+    finally:
+        await cache.close()

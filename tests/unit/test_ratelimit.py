@@ -119,6 +119,23 @@ def test_script_is_all_or_nothing_across_policies(server):
     assert after.outcomes[0].remaining == 7  # refusals charged nothing to the wide policy
 
 
+def test_a_look_without_commit_counts_nothing_in_valkey_or_locally(server):
+    async def check(client, limiter, prefix):
+        rules = [(TWO_PER_HOUR, prefix + "peek")]
+        looks = [(await limiter.check(rules, commit=False)).allowed for _ in range(5)]
+        counted = [(await limiter.check(rules)).allowed for _ in range(3)]
+        last_look = await limiter.check(rules, commit=False)
+        local = LocalLimiter()
+        local_looks = [local.check(rules, commit=False).allowed for _ in range(5)]
+        local_counted = [local.check(rules).allowed for _ in range(3)]
+        return looks, counted, last_look.allowed, local_looks, local_counted
+
+    looks, counted, last_look, local_looks, local_counted = run(server, check)
+    assert looks == [True] * 5 and local_looks == [True] * 5
+    assert counted == [True, True, False] and local_counted == [True, True, False]
+    assert last_look is False
+
+
 def test_two_clients_share_one_budget(server):
     async def check(client, limiter, prefix):
         other = ValkeyMux(server.host, server.port)

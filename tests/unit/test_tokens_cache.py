@@ -28,10 +28,14 @@ class OneKey:
 
     def __init__(self) -> None:
         self.lookups = 0
+        self.published = {"k1"}
 
     async def key(self, kid: str):
         self.lookups += 1
-        return JWK if kid == "k1" else None
+        return JWK if kid in self.published else None
+
+    def has(self, kid: str) -> bool:
+        return kid in self.published
 
 
 def token(**overrides) -> str:
@@ -93,3 +97,15 @@ async def test_an_expired_cached_token_is_refused_and_dropped():
     with pytest.raises(Unauthenticated, match="expired"):
         await v.verify(t)
     assert t not in v._verified
+
+
+async def test_a_cached_token_dies_with_its_withdrawn_key():
+    v = verifier()
+    t = token()
+    await v.verify(t)
+    v.jwks.published.clear()  # the key left the JWKS (a refetch saw it gone)
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        await v.verify(t)
+    assert t not in v._verified
+    v.jwks.published.add("k1")  # published again: verified again, from scratch
+    assert (await v.verify(t)).key_id == "k1"

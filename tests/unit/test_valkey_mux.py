@@ -15,7 +15,7 @@ from valkey import exceptions as errors
 
 from emulator.ports import free_port
 from emulator.valkey import EmbeddedValkey
-from runtime.valkey_mux import ValkeyMux, _Connection, pack
+from runtime.valkey_mux import CircuitOpenError, ValkeyMux, _Connection, pack
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +219,20 @@ def test_script_survives_script_flush(server):
 # ------------------------------------------------------------------ failures
 
 
-def test_server_restart_fails_pending_calls_and_the_next_call_reconnects(own_server):
+async def until_up(c: ValkeyMux, timeout: float = 5) -> int:
+    """Ping until the breaker lets a call through and it succeeds; the calls refused meanwhile."""
+    deadline, refused = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        try:
+            if await c.ping():
+                return refused
+        except errors.ConnectionError:
+            refused += 1
+        await asyncio.sleep(0.01)
+    raise AssertionError("the client never came back")
+
+
+def test_server_restart_fails_pending_calls_and_a_later_call_reconnects(own_server):
     async def test(c):
         await c.ping()
         pending = [asyncio.ensure_future(c.execute("BLPOP", key(), "0")) for _ in range(5)]
@@ -227,14 +240,15 @@ def test_server_restart_fails_pending_calls_and_the_next_call_reconnects(own_ser
         own_server.stop()
         results = await asyncio.gather(*pending, return_exceptions=True)
         own_server.start()
+        await until_up(c)
         return results, await c.ping()
 
-    results, up = run(lambda: connect(own_server, timeout=5), test)
+    results, up = run(lambda: connect(own_server, timeout=5, cooldown=0.1), test)
     assert [type(r) for r in results] == [errors.ConnectionError] * 5
     assert up is True
 
 
-def test_connect_failures_back_off_then_connect(own_server):
+def test_a_refused_connect_opens_the_breaker_then_its_own_probe_closes_it(own_server):
     port = own_server.port
     own_server.stop()
 
@@ -242,12 +256,49 @@ def test_connect_failures_back_off_then_connect(own_server):
         with pytest.raises(errors.ConnectionError, match="Error connecting"):
             await c.ping()
         own_server.start()
-        with pytest.raises(errors.ConnectionError, match="not retried"):
-            await c.ping()  # within the backoff: no new attempt, though the server is back
-        await asyncio.sleep(0.3)
-        return await c.ping()
+        with pytest.raises(CircuitOpenError, match="circuit open"):
+            await c.ping()  # within the cool-down: no new attempt, though the server is back
+        assert c.breaker.state == "open"
+        for _ in range(100):  # no calls meanwhile: the breaker probes by itself after the cool-down
+            await asyncio.sleep(0.02)
+            if c.breaker.state == "closed":
+                break
+        return c.breaker.state, await c.ping()
 
-    assert run(lambda: ValkeyMux(own_server.host, port, backoff=0.25), test) is True
+    state, up = run(lambda: ValkeyMux(own_server.host, port, cooldown=0.25), test)
+    assert state == "closed" and up is True
+
+
+def test_a_hung_server_costs_one_timeout_then_calls_fail_fast_until_it_answers(own_server):
+    """SIGSTOP: the server accepts connections but never answers. The first calls wait out the
+    timeout; after that every call fails at once while the breaker probes in the background."""
+    pid = own_server.process.pid
+
+    async def test(c):
+        await c.ping()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            first = await asyncio.gather(*(c.get(key()) for _ in range(10)), return_exceptions=True)
+            slowest, refused, until = 0.0, 0, time.monotonic() + 1.5  # several cool-downs and probes
+            while time.monotonic() < until:
+                started = time.monotonic()
+                with pytest.raises(errors.ConnectionError):
+                    await c.get(key())
+                slowest = max(slowest, time.monotonic() - started)
+                refused += 1
+                await asyncio.sleep(0.005)
+            opened = c.breaker.opened
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        started = time.monotonic()
+        await until_up(c)
+        return first, slowest, refused, opened, time.monotonic() - started
+
+    first, slowest, refused, opened, back_after = run(lambda: connect(own_server, timeout=0.2, cooldown=0.2), test)
+    assert [type(r) for r in first] == [errors.TimeoutError] * 10
+    assert slowest < 0.05, slowest  # failing fast: no call waits for the hung server
+    assert opened >= 3  # every probe timed out and opened it again
+    assert back_after < 2
 
 
 def test_a_hung_server_times_out_within_the_timeout_and_recovers(own_server):
@@ -262,9 +313,10 @@ def test_a_hung_server_times_out_within_the_timeout_and_recovers(own_server):
             elapsed = time.monotonic() - started
         finally:
             os.kill(pid, signal.SIGCONT)
+        await until_up(c)
         return results, elapsed, await c.ping()
 
-    results, elapsed, up = run(lambda: connect(own_server, timeout=0.4), test)
+    results, elapsed, up = run(lambda: connect(own_server, timeout=0.4, cooldown=0.1), test)
     assert [type(r) for r in results] == [errors.TimeoutError] * 10
     assert 0.4 <= elapsed < 0.4 * 1.25 + 0.2  # the watchdog checks every timeout/4
     assert up is True

@@ -200,8 +200,10 @@ class ListPermissionsResponse(_message.Message):
     def __init__(self, permissions: _Optional[_Iterable[_Union[Permission, _Mapping]]] = ...) -> None: ...
 
 class RotateSigningKeyRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("withdraw_previous",)
+    WITHDRAW_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    withdraw_previous: bool
+    def __init__(self, withdraw_previous: _Optional[bool] = ...) -> None: ...
 
 class RotateSigningKeyResponse(_message.Message):
     __slots__ = ("kid",)
