@@ -306,7 +306,7 @@ def _responses(route: Route, messages: MessageSchemas) -> Schema:
         success_doc = route.response.doc or "The document itself, not an envelope"
         media_types = route.response.media_types
         if route.response.statuses:
-            return _document_responses(route, schema, success_doc)
+            return _document_responses(route, schema, success_doc, messages)
     else:
         schema = _envelope(_schema(route.response, messages))
         success_doc = {200: "OK", 201: "Created"}.get(route.status, "Success")
@@ -332,15 +332,19 @@ def _responses(route: Route, messages: MessageSchemas) -> Schema:
     return responses
 
 
-def _document_responses(route: Route, schema: Schema, success_doc: str) -> Schema:
-    """A route whose every answer is its own document (GraphQL: errors in `errors`)."""
+def _document_responses(route: Route, schema: Schema, success_doc: str, messages: MessageSchemas) -> Schema:
+    """A route whose every answer is its own document (GraphQL: errors in `errors`); what the
+    pipeline refuses before the handler runs (an unknown query parameter, an internal error)
+    is still the error envelope."""
     document = route.response
     counted = dataclasses.replace(route, rate_limit=None) if document.rate_limited else route
     content = {media: {"schema": schema} for media in document.media_types}
     responses: Schema = {str(route.status): {"description": success_doc, "headers": _headers(counted, route.status),
                                              "content": content}}
     for status, why in sorted(document.statuses.items()):
-        responses[str(status)] = {"description": why, "headers": _headers(counted, status), "content": content}
+        either = {"anyOf": [schema, _error_ref(route, status, None, messages)]}
+        responses[str(status)] = {"description": why, "headers": _headers(counted, status),
+                                  "content": {media: {"schema": either} for media in document.media_types}}
     return responses
 
 

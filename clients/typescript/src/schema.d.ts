@@ -1425,6 +1425,42 @@ export interface components {
             success: false;
         };
         /** @description The error envelope */
+        Error405: {
+            /**
+             * @description Stable and machine-readable
+             * @enum {string}
+             */
+            code: "METHOD_NOT_ALLOWED";
+            /** @description Problems keyed by field or parameter */
+            errors?: {
+                [key: string]: string[];
+            };
+            /** @description For people; never a stack trace */
+            message: string;
+            /** @description Quote it when reporting a problem */
+            request_id: string;
+            /** @constant */
+            success: false;
+        };
+        /** @description The error envelope */
+        Error406: {
+            /**
+             * @description Stable and machine-readable
+             * @enum {string}
+             */
+            code: "INTERNAL";
+            /** @description Problems keyed by field or parameter */
+            errors?: {
+                [key: string]: string[];
+            };
+            /** @description For people; never a stack trace */
+            message: string;
+            /** @description Quote it when reporting a problem */
+            request_id: string;
+            /** @constant */
+            success: false;
+        };
+        /** @description The error envelope */
         Error409: {
             /**
              * @description Stable and machine-readable
@@ -14755,7 +14791,16 @@ export interface operations {
     };
     graphql_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description JSON object, e.g. {persistedQuery: {version, sha256Hash}} */
+                extensions?: string;
+                /** @description Which operation of the document to run */
+                operationName?: string;
+                /** @description The GraphQL document (a query; no mutation over GET) */
+                query?: string;
+                /** @description JSON object of variable values */
+                variables?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -14831,7 +14876,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error400"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -14843,7 +14888,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error400"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -14855,7 +14900,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error400"];
                 };
             };
             /** @description Missing, invalid, expired or revoked access token */
@@ -14880,7 +14925,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error401"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -14892,7 +14937,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error401"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -14904,7 +14949,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error401"];
                 };
             };
             /** @description A mutation the caller's roles do not allow (nothing of it ran) */
@@ -14928,7 +14973,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error403"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -14940,7 +14985,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error403"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -14952,7 +14997,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error403"];
                 };
             };
             /** @description GraphQL is switched off (graphql.enabled) */
@@ -14976,7 +15021,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error404"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -14988,7 +15033,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error404"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15000,7 +15045,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error404"];
                 };
             };
             /** @description A mutation sent with GET */
@@ -15024,7 +15069,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error405"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15036,7 +15081,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error405"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15048,7 +15093,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error405"];
                 };
             };
             /** @description Accept names neither application/graphql-response+json nor application/json */
@@ -15072,7 +15117,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error406"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15084,7 +15129,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error406"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15096,7 +15141,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error406"];
                 };
             };
             /** @description Request body too large */
@@ -15120,7 +15165,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error413"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15132,7 +15177,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error413"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15144,7 +15189,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error413"];
                 };
             };
             /** @description Content-Type is not application/json */
@@ -15168,7 +15213,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error415"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15180,7 +15225,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error415"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15192,7 +15237,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error415"];
                 };
             };
             /** @description Rate limited; see Retry-After */
@@ -15217,7 +15262,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error429"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15229,7 +15274,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error429"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15241,7 +15286,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error429"];
                 };
             };
             /** @description Internal error */
@@ -15265,7 +15310,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error500"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15277,7 +15322,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error500"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15289,7 +15334,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error500"];
                 };
             };
         };
@@ -15372,7 +15417,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error400"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15384,7 +15429,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error400"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15396,7 +15441,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error400"];
                 };
             };
             /** @description Missing, invalid, expired or revoked access token */
@@ -15421,7 +15466,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error401"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15433,7 +15478,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error401"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15445,7 +15490,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error401"];
                 };
             };
             /** @description A mutation the caller's roles do not allow (nothing of it ran) */
@@ -15469,7 +15514,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error403"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15481,7 +15526,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error403"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15493,7 +15538,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error403"];
                 };
             };
             /** @description GraphQL is switched off (graphql.enabled) */
@@ -15517,7 +15562,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error404"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15529,7 +15574,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error404"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15541,7 +15586,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error404"];
                 };
             };
             /** @description A mutation sent with GET */
@@ -15565,7 +15610,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error405"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15577,7 +15622,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error405"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15589,7 +15634,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error405"];
                 };
             };
             /** @description Accept names neither application/graphql-response+json nor application/json */
@@ -15613,7 +15658,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error406"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15625,7 +15670,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error406"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15637,7 +15682,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error406"];
                 };
             };
             /** @description Request body too large */
@@ -15661,7 +15706,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error413"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15673,7 +15718,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error413"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15685,7 +15730,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error413"];
                 };
             };
             /** @description Content-Type is not application/json */
@@ -15709,7 +15754,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error415"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15721,7 +15766,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error415"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15733,7 +15778,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error415"];
                 };
             };
             /** @description Rate limited; see Retry-After */
@@ -15758,7 +15803,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error429"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15770,7 +15815,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error429"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15782,7 +15827,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error429"];
                 };
             };
             /** @description Internal error */
@@ -15806,7 +15851,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error500"];
                     "application/json": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15818,7 +15863,7 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error500"];
                     "text/html": {
                         data?: Record<string, never> | null;
                         errors?: {
@@ -15830,14 +15875,23 @@ export interface operations {
                             path?: (string | number)[];
                         }[];
                         extensions?: Record<string, never>;
-                    };
+                    } | components["schemas"]["Error500"];
                 };
             };
         };
     };
     graphql_get_head: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description JSON object, e.g. {persistedQuery: {version, sha256Hash}} */
+                extensions?: string;
+                /** @description Which operation of the document to run */
+                operationName?: string;
+                /** @description The GraphQL document (a query; no mutation over GET) */
+                query?: string;
+                /** @description JSON object of variable values */
+                variables?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
