@@ -124,6 +124,8 @@ def serve(host: str, port: int | None, workers: int | None, fixed_ports: bool, f
                **serve_events_env(config)}
         if config_file:
             env["CONFIG_FILE"] = config_file
+        else:  # a local run is for exploring: GraphiQL on (production config leaves it off)
+            env.setdefault("ERP_GRAPHQL_GRAPHIQL", "true")
         gateway = spawn(granian_command(host, port, workers), env=env)
         try:
             from emulator.ports import wait_for_http
@@ -142,6 +144,7 @@ def serve(host: str, port: int | None, workers: int | None, fixed_ports: bool, f
                 return 1
             click.echo(f"gateway     {base}  ({workers} worker{'s' * (workers > 1)}, Granian)")
             click.echo(f"  health    {base}/health    ready: {base}/ready")
+            click.echo(f"  graphql   {base}/graphql   (GraphiQL in a browser when graphql.graphiql is on)")
             _print_stack(stack)
             _print_events(env)
             _print_faults(faults)

@@ -72,6 +72,8 @@ async def _on_unexpected(req, resp, ex: Exception, params, **_):
 def check_routes(config: Config, routes: list[Route]) -> None:
     """Names a route uses must exist in configuration: fail at start-up, not per request."""
     for route in routes:
+        if route.websocket is not None and route.path == config.realtime.path.rstrip("/"):
+            raise ConfigError(f"realtime.path {config.realtime.path!r} is taken by {route.name}'s WebSocket")
         for policy in filter(None, (route.cache, *route.invalidates)):
             if policy not in config.cache.policies:
                 known = ", ".join(config.cache.policies)
@@ -88,10 +90,17 @@ class GatewayApp:
         self.state = state
         self.ws_path = state.config.realtime.path
         self.ws = state.realtime
+        # Routes that also take WebSockets at their path (GraphQL subscriptions on /graphql).
+        self.sockets = {r.path: r for r in state.routes if r.websocket is not None}
 
     async def __call__(self, scope: dict, receive, send) -> None:
-        if scope["type"] == "websocket" and scope["path"].rstrip("/") == self.ws_path:
-            return await self.ws(scope, receive, send)
+        if scope["type"] == "websocket":
+            path = scope["path"].rstrip("/")
+            if path == self.ws_path:
+                return await self.ws(scope, receive, send)
+            route = self.sockets.get(path)
+            if route is not None:
+                return await route.websocket(scope, receive, send, self.state.resources, route)
         return await self.falcon(scope, receive, send)
 
 

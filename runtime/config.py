@@ -614,6 +614,20 @@ OBSERVABILITY = Section("observability", {
     "profiling": F(PROFILING, doc="On-demand profiling."),
 }, "Metrics, traces and profiling.")
 
+GRAPHQL = Section("graphql", {
+    "enabled": F(Bool(), True, "Serve GraphQL at /graphql."),
+    "introspection": F(Bool(), True, "Answer __schema and __type queries (schema discovery by clients and tools)."),
+    "graphiql": F(Bool(), False, "Serve the GraphiQL IDE at GET /graphql to browsers (gw serve turns it on)."),
+    "graphiql_assets": F(Str(), "js/node_modules", "Where npm installed graphiql, react and react-dom (relative: to the project)."),
+    "max_document_bytes": F(Int(min=1), 16_384, "Largest query document accepted, before parsing."),
+    "max_tokens": F(Int(min=1), 2_000, "Most lexical tokens in a document; parsing stops past it."),
+    "max_depth": F(Int(min=1), 10, "Deepest nesting of fields in an operation."),
+    "max_aliases": F(Int(min=0), 30, "Most aliased fields in an operation."),
+    "max_complexity": F(Int(min=1), 5_000, "Highest cost: 1 per field, multiplied by the page size of the lists above it."),
+    "document_cache_size": F(Int(min=0), 500, "Parsed and validated documents kept per worker."),
+    "persisted_query_ttl": F(Duration(min=1), "24h", "How long an automatic persisted query stays registered."),
+}, "GraphQL at /graphql: limits checked before execution, document cache, GraphiQL.")
+
 REALTIME = Section("realtime", {
     "path": F(Str(lambda v: v.startswith("/"), "a path starting with /"), "/ws", "Where WebSockets connect."),
     "allowed_origins": F(List(), [], "Origins a browser may open a socket from; empty: cors.allowed_origins. "
@@ -666,7 +680,7 @@ LIMITS = Section("limits", {
 
 
 SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, IDEMPOTENCY,
-                                 SECURITY, REALTIME, LIMITS, OBSERVABILITY)
+                                 SECURITY, REALTIME, LIMITS, OBSERVABILITY, GRAPHQL)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},
                 "Gateway configuration.", cls_name="Config")

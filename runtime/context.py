@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 
 class Context:
-    __slots__ = ("resources", "route", "request_id", "client_ip", "deadline", "principal", "body", "query", "traceparent", "_backends",
-                 "_events")
+    __slots__ = ("resources", "route", "request_id", "client_ip", "deadline", "principal", "body", "query", "traceparent", "loaders",
+                 "_backends", "_events")
 
     def __init__(self, resources: "Resources", route: "Route", request_id: str, client_ip: str) -> None:
         self.resources = resources
@@ -28,6 +28,7 @@ class Context:
         self.principal: Principal | None = None
         self.body: dict[str, Any] | None = None
         self.query: dict[str, Any] | None = None  # validated query parameters (route `query=`)
+        self.loaders: Any = None  # GraphQL: this request's DataLoaders (runtime.graphql.loaders)
         self._backends: BoundBackends | None = None
         self.traceparent: str | None = None  # the caller's W3C trace context, for events
         self._events: BoundEvents | None = None

@@ -53,6 +53,9 @@ class Route:
     # why, or (why, JSON Schema of the error's `data`)), e.g. login's 401 for a wrong password.
     errors: Mapping[int, Any] = field(default_factory=dict)
     upstream: bool = True  # calls a backend, so may answer 502, 503 and 504
+    # Also accepts WebSocket upgrades at this path: `async fn(scope, receive, send, resources,
+    # route)`, raw ASGI (GraphQL subscriptions on /graphql).
+    websocket: Any = None
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -86,6 +89,7 @@ def endpoint(
     response: Any = None,
     errors: Mapping[int, Any] | None = None,
     upstream: bool = True,
+    websocket: Any = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a handler: `async def fn(req, ctx, **path_params) -> data`."""
     method = method.upper()
@@ -129,6 +133,7 @@ def endpoint(
             response=response,
             errors=dict(errors or {}),
             upstream=upstream,
+            websocket=websocket,
         )
         return fn
 

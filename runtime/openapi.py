@@ -11,6 +11,7 @@ every answer the integration tests receive against this document, and tests lint
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any, Iterable
 
@@ -47,6 +48,8 @@ TAGS = {
     "hrm": "Employees and departments",
     "finance": "Accounts, invoices and payments",
     "system": "Liveness, readiness and this document",
+    "graphql": "GraphQL over HTTP at /graphql (subscriptions: WebSocket, graphql-transport-ws), GraphiQL",
+    "realtime": "Realtime messages: publish to users, organizations, roles or everyone (WebSocket /ws)",
 }
 
 # Why each status happens, when the declarations imply it.
@@ -297,11 +300,13 @@ def _headers(route: Route, status: int) -> Schema:
 
 
 def _responses(route: Route, messages: MessageSchemas) -> Schema:
-    media_type = "application/json"
+    media_types: tuple[str, ...] = ("application/json",)
     if isinstance(route.response, Document):
         schema = _schema(dict(route.response.schema), messages)
         success_doc = route.response.doc or "The document itself, not an envelope"
-        media_type = route.response.media_type
+        media_types = route.response.media_types
+        if route.response.statuses:
+            return _document_responses(route, schema, success_doc, messages)
     else:
         schema = _envelope(_schema(route.response, messages))
         success_doc = {200: "OK", 201: "Created"}.get(route.status, "Success")
@@ -309,7 +314,7 @@ def _responses(route: Route, messages: MessageSchemas) -> Schema:
         str(route.status): {
             "description": success_doc,
             "headers": _headers(route, route.status),
-            "content": {media_type: {"schema": schema}},
+            "content": {media: {"schema": schema} for media in media_types},
         }
     }
     if route.etag:
@@ -324,6 +329,22 @@ def _responses(route: Route, messages: MessageSchemas) -> Schema:
             "headers": _headers(route, status),
             "content": {"application/json": {"schema": _error_ref(route, status, data, messages)}},
         }
+    return responses
+
+
+def _document_responses(route: Route, schema: Schema, success_doc: str, messages: MessageSchemas) -> Schema:
+    """A route whose every answer is its own document (GraphQL: errors in `errors`); what the
+    pipeline refuses before the handler runs (an unknown query parameter, an internal error)
+    is still the error envelope."""
+    document = route.response
+    counted = dataclasses.replace(route, rate_limit=None) if document.rate_limited else route
+    content = {media: {"schema": schema} for media in document.media_types}
+    responses: Schema = {str(route.status): {"description": success_doc, "headers": _headers(counted, route.status),
+                                             "content": content}}
+    for status, why in sorted(document.statuses.items()):
+        either = {"anyOf": [schema, _error_ref(route, status, None, messages)]}
+        responses[str(status)] = {"description": why, "headers": _headers(counted, status),
+                                  "content": {media: {"schema": either} for media in document.media_types}}
     return responses
 
 

@@ -9,7 +9,7 @@ tests/contract.py checks every answer the integration tests receive against it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 
@@ -32,4 +32,9 @@ class Document:
 
     schema: Mapping[str, Any]
     doc: str = ""
-    media_type: str = "application/json"
+    media_types: tuple[str, ...] = ("application/json",)  # the same schema under each
+    # Error statuses answered with this same document (status -> why) instead of the envelope
+    # (GraphQL answers its errors in `errors`); empty: errors are envelopes.
+    statuses: Mapping[int, str] = field(default_factory=dict)
+    # Counts against the rate limits itself (the route is exempt from the pipeline's check).
+    rate_limited: bool = False

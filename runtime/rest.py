@@ -126,8 +126,9 @@ class Collection:
                                   errors={"body": [f"encodes to {size} bytes; the limit is {limit}"]})
         return record
 
-    async def list(self, ctx: Context) -> dict[str, Any]:
-        query = dict(ctx.query or {})
+    async def list(self, ctx: Context, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A page; `query`: validated list parameters (default: the route's, `ctx.query`)."""
+        query = dict((ctx.query or {}) if query is None else query)
         request = self._request(
             f"List{self._plural}",
             page_size=query.pop("page_size", DEFAULT_PAGE_SIZE),
@@ -148,26 +149,29 @@ class Collection:
     async def get(self, ctx: Context, id: str) -> dict[str, Any]:
         return to_dict(await self._call(ctx, f"Get{self.name}", self._request(f"Get{self.name}", id=id)))
 
-    async def create(self, ctx: Context) -> Reply:
+    async def create(self, ctx: Context, body: Mapping[str, Any] | None = None) -> Reply:
+        """`body`: the validated fields (default: the route's, `ctx.body`)."""
         one = self.name.lower()
+        body = ctx.body if body is None else body
         created = await self._call(
-            ctx, f"Create{self.name}", self._request(f"Create{self.name}", **{one: self._record(ctx, ctx.body or {})})
+            ctx, f"Create{self.name}", self._request(f"Create{self.name}", **{one: self._record(ctx, body or {})})
         )
         record = to_dict(created)
         self._emit(ctx, "created", created.id, record)
         return Reply(record, message=f"{self.name} created",
-                     headers={"Location": f"{ctx.route.path}/{created.id}"})
+                     headers={"Location": f"{ctx.route.path}/{created.id}"} if ctx.route else {})
 
-    async def update(self, ctx: Context, id: str) -> Reply:
+    async def update(self, ctx: Context, id: str, body: Mapping[str, Any] | None = None) -> Reply:
         one = self.name.lower()
+        body = ctx.body if body is None else body
         request = self._request(
             f"Update{self.name}",
-            **{one: self._record(ctx, ctx.body or {}, id=id)},
-            update_mask=FieldMask(paths=sorted(ctx.body or {})),  # exactly the fields sent, even "" or 0
+            **{one: self._record(ctx, body or {}, id=id)},
+            update_mask=FieldMask(paths=sorted(body or {})),  # exactly the fields sent, even "" or 0
         )
         updated = await self._call(ctx, f"Update{self.name}", request)
         record = to_dict(updated)
-        self._emit(ctx, "updated", id, {**record, "changed": sorted(ctx.body or {})})
+        self._emit(ctx, "updated", id, {**record, "changed": sorted(body or {})})
         return Reply(record, message=f"{self.name} updated")
 
     async def delete(self, ctx: Context, id: str) -> Reply:

@@ -86,13 +86,14 @@ class Contract:
             if body:
                 problems.append(f"{where}: a body where the document declares none")
             return problems
-        if "application/json" not in content:  # a text document (/metrics): its media type, any text
-            (media_type,) = content
-            sent = headers.get("content-type", "")
-            if not sent.startswith(media_type):
-                problems.append(f"{where}: content-type {sent!r}, documented {media_type!r}")
-            return problems
-        pointer = f"/paths/{_escape(template)}/{method.lower()}/responses/{status}/content/application~1json/schema"
+        media = (headers.get("content-type") or "application/json").split(";", 1)[0].strip().lower()
+        documented = {m.split(";", 1)[0].strip().lower(): m for m in content}
+        if media not in documented:
+            return problems + [f"{where}: Content-Type {media} is not documented ({', '.join(content)})"]
+        if not (media == "application/json" or media.endswith("+json")):
+            return problems  # a text document (/metrics, GraphiQL's page): its media type is what is checked
+        pointer = (f"/paths/{_escape(template)}/{method.lower()}/responses/{status}/content/"
+                   f"{_escape(documented[media])}/schema")
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:

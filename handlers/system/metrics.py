@@ -5,7 +5,7 @@ from runtime.errors import NotFound
 from runtime.observability import metrics
 from runtime.responses import Document
 
-EXPOSITION = Document({"type": "string"}, doc="Prometheus text exposition format 0.0.4", media_type="text/plain")
+EXPOSITION = Document({"type": "string"}, doc="Prometheus text exposition format 0.0.4", media_types=("text/plain",))
 
 
 @endpoint("GET", "/metrics", auth=False, rate_limit=False, tags=["system"], response=EXPOSITION, upstream=False,

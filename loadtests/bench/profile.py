@@ -10,6 +10,8 @@ under cProfile for the top functions. The bare Falcon baseline gets the same tre
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import argparse
 import asyncio
 import cProfile
@@ -30,7 +32,11 @@ from loadtests.bench.targets import CUSTOMERS
 from runtime.app import build_app
 from runtime.config import load_config
 
-PATHS = {"health": "/health", "me": "/api/v1/auth/me", "customer": None}  # customer: the first one listed
+PATHS = {"health": "/health", "me": "/api/v1/auth/me", "customer": None,  # customer: the first one listed
+         # GraphQL over GET (the profile drives GETs): the same execution as the bench's POSTs.
+         "gql_me": "/graphql?" + urlencode({"query": "{ me { id email roles { name } } }"}),
+         "gql_employees": "/graphql?" + urlencode({"query": "{ employees(first: 50) { totalCount nodes { id firstName "
+                                                            "lastName department { name } manager { firstName } } } }"})}
 ASGI = {"version": "3.0", "spec_version": "2.3"}
 
 

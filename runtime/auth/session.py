@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from proto.erp.auth.v1 import auth_pb2
 from proto.erp.auth.v1.contract import REVOKED_SESSION_TRAILER
 from runtime.auth.principal import SESSION_PREFIX
-from runtime.errors import ApiError
+from runtime.errors import ApiError, ValidationFailed
 from runtime.protobuf import to_dict
 from runtime.responses import Record
+
+log = logging.getLogger("gateway.auth")
 
 # The `data` of login, register and refresh, as token_answer builds it.
 TOKEN_ANSWER = Record("TokenAnswer", {
@@ -19,6 +23,7 @@ TOKEN_ANSWER = Record("TokenAnswer", {
     "token_type": {"const": "Bearer"},
     "expires_in": {"type": "integer", "minimum": 0, "description": "Seconds until the access token expires"},
 }, doc="A signed-in session: the user and a token pair")
+
 
 
 def token_answer(tokens: Any) -> dict[str, Any]:
@@ -42,3 +47,42 @@ async def revoke_replayed_session(ctx: Any, error: ApiError) -> str | None:
         await ctx.resources.revocations.revoke(SESSION_PREFIX + session_id, float(until))
         return session_id
     return None
+
+
+NOT_THIS_SESSION = "is not a refresh token of this session"
+
+
+async def end_session(ctx: Any, refresh_token: str = "") -> None:
+    """Logout (REST and GraphQL): revoke this access token and every other of its session on
+    every instance, then the session's refresh-token family at the auth service.
+
+    The session ended is always the one of the access token presented. A `refresh_token`
+    must be one of that session's: another session's or user's is refused (400, after this
+    session has ended) and that other session is left untouched."""
+    principal = ctx.principal
+    revocations = ctx.resources.revocations
+    await revocations.revoke(principal.token_id, principal.expires_at)
+    if principal.session_id:
+        # Other access tokens of this session (minted by earlier refreshes) live at most one
+        # token lifetime from now; the auth service mints no new ones once the family is revoked.
+        session_id = principal.revocation_ids[1]
+        await revocations.revoke(session_id, time.time() + (principal.expires_at - principal.issued_at))
+    auth, refused = ctx.backends.auth, False
+    answer = auth_pb2.RevokeTokenResponse(revoked=False)
+    try:
+        if refresh_token or principal.session_id:
+            answer = await auth.RevokeToken(auth_pb2.RevokeTokenRequest(
+                refresh_token=refresh_token, session_id=principal.session_id))
+    except ValidationFailed:  # the auth service changed nothing: end this session by its id
+        refused = True
+        if principal.session_id:
+            answer = await auth.RevokeToken(auth_pb2.RevokeTokenRequest(session_id=principal.session_id))
+    if not answer.revoked:  # no live session behind a verified token: already ended, or unknown
+        log.warning("logout found no live session to revoke",
+                    extra={"request_id": ctx.request_id, "user_id": principal.user_id})
+    ctx.events.emit("erp.auth.logout", subject=principal.user_id,
+                    data={"user_id": principal.user_id, "session_id": principal.session_id,
+                          "refresh_token_revoked": bool(answer.revoked)})
+    if refused:
+        raise ValidationFailed("This session was ended; the refresh token sent is not one of its own",
+                               errors={"refresh_token": [NOT_THIS_SESSION]})

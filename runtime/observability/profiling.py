@@ -113,7 +113,7 @@ async def memory_top(seconds: float, limit: int = 25) -> dict[str, Any]:
 PERMISSION = "system.debug:read"
 OFF = {404: "Profiling is switched off (observability.profiling.enabled)"}
 BUSY = {409: "A profile of this worker is already running"}
-PROFILE = Document({"type": "string"}, doc="pstats text, by cumulative time", media_type="text/plain")
+PROFILE = Document({"type": "string"}, doc="pstats text, by cumulative time", media_types=("text/plain",))
 TASKS = {"type": "array", "items": {"type": "object", "properties": {
     "name": {"type": "string"}, "coroutine": {"type": "string"}, "done": {"type": "boolean"},
     "cancelling": {"type": "integer"}, "current": {"type": "boolean"},

@@ -940,6 +940,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/graphql": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GraphQL queries (not mutations) over GET; GraphiQL for browsers when enabled.
+         * @description GraphQL queries (not mutations) over GET; GraphiQL for browsers when enabled.
+         */
+        get: operations["graphql_get"];
+        put?: never;
+        /**
+         * GraphQL over HTTP: {query, operationName?, variables?, extensions?} as JSON.
+         * @description GraphQL over HTTP: {query, operationName?, variables?, extensions?} as JSON.
+         */
+        post: operations["graphql_post"];
+        delete?: never;
+        options?: never;
+        /**
+         * Headers only: graphQL queries (not mutations) over GET; GraphiQL for browsers when enabled.
+         * @description The headers `GET` would answer with, and no body.
+         *
+         *     GraphQL queries (not mutations) over GET; GraphiQL for browsers when enabled.
+         */
+        head: operations["graphql_get_head"];
+        patch?: never;
+        trace?: never;
+    };
+    "/graphql/assets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GraphiQL's scripts and styles, from the npm-installed packages (no CDN at run time).
+         * @description GraphiQL's scripts and styles, from the npm-installed packages (no CDN at run time).
+         */
+        get: operations["graphiql_asset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * Headers only: graphiQL's scripts and styles, from the npm-installed packages (no CDN at run time).
+         * @description The headers `GET` would answer with, and no body.
+         *
+         *     GraphiQL's scripts and styles, from the npm-installed packages (no CDN at run time).
+         */
+        head: operations["graphiql_asset_head"];
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -1497,6 +1553,42 @@ export interface components {
              * @enum {string}
              */
             code: "NOT_FOUND";
+            /** @description Problems keyed by field or parameter */
+            errors?: {
+                [key: string]: string[];
+            };
+            /** @description For people; never a stack trace */
+            message: string;
+            /** @description Quote it when reporting a problem */
+            request_id: string;
+            /** @constant */
+            success: false;
+        };
+        /** @description The error envelope */
+        Error405: {
+            /**
+             * @description Stable and machine-readable
+             * @enum {string}
+             */
+            code: "METHOD_NOT_ALLOWED";
+            /** @description Problems keyed by field or parameter */
+            errors?: {
+                [key: string]: string[];
+            };
+            /** @description For people; never a stack trace */
+            message: string;
+            /** @description Quote it when reporting a problem */
+            request_id: string;
+            /** @constant */
+            success: false;
+        };
+        /** @description The error envelope */
+        Error406: {
+            /**
+             * @description Stable and machine-readable
+             * @enum {string}
+             */
+            code: "INTERNAL";
             /** @description Problems keyed by field or parameter */
             errors?: {
                 [key: string]: string[];
@@ -15724,6 +15816,1439 @@ export interface operations {
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    graphql_get: {
+        parameters: {
+            query?: {
+                /** @description JSON object, e.g. {persistedQuery: {version, sha256Hash}} */
+                extensions?: string;
+                /** @description Which operation of the document to run */
+                operationName?: string;
+                /** @description The GraphQL document (a query; no mutation over GET) */
+                query?: string;
+                /** @description JSON object of variable values */
+                variables?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A GraphQL response (GraphQL over HTTP); GraphiQL's page (text/html) for browsers when enabled */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description A request error, nothing ran (graphql-response+json; plain JSON clients get 200): parse, validation, limits, variables, a bad parameter */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error400"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error400"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error400"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked access token */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error401"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error401"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error401"];
+                };
+            };
+            /** @description A mutation the caller's roles do not allow (nothing of it ran) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error403"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error403"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error403"];
+                };
+            };
+            /** @description GraphQL is switched off (graphql.enabled) */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error404"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error404"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error404"];
+                };
+            };
+            /** @description A mutation sent with GET */
+            405: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error405"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error405"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error405"];
+                };
+            };
+            /** @description Accept names neither application/graphql-response+json nor application/json */
+            406: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error406"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error406"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error406"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error413"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error413"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error413"];
+                };
+            };
+            /** @description Content-Type is not application/json */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error415"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error415"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error415"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error429"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error429"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error429"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error500"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error500"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error500"];
+                };
+            };
+        };
+    };
+    graphql_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A GraphQL response (GraphQL over HTTP); GraphiQL's page (text/html) for browsers when enabled */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    };
+                };
+            };
+            /** @description A request error, nothing ran (graphql-response+json; plain JSON clients get 200): parse, validation, limits, variables, a bad parameter */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error400"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error400"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error400"];
+                };
+            };
+            /** @description Missing, invalid, expired or revoked access token */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error401"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error401"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error401"];
+                };
+            };
+            /** @description A mutation the caller's roles do not allow (nothing of it ran) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error403"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error403"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error403"];
+                };
+            };
+            /** @description GraphQL is switched off (graphql.enabled) */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error404"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error404"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error404"];
+                };
+            };
+            /** @description A mutation sent with GET */
+            405: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error405"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error405"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error405"];
+                };
+            };
+            /** @description Accept names neither application/graphql-response+json nor application/json */
+            406: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error406"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error406"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error406"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error413"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error413"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error413"];
+                };
+            };
+            /** @description Content-Type is not application/json */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error415"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error415"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error415"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error429"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error429"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error429"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/graphql-response+json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error500"];
+                    "application/json": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error500"];
+                    "text/html": {
+                        data?: Record<string, never> | null;
+                        errors?: {
+                            extensions?: {
+                                code?: string;
+                            };
+                            locations?: Record<string, never>[];
+                            message: string;
+                            path?: (string | number)[];
+                        }[];
+                        extensions?: Record<string, never>;
+                    } | components["schemas"]["Error500"];
+                };
+            };
+        };
+    };
+    graphql_get_head: {
+        parameters: {
+            query?: {
+                /** @description JSON object, e.g. {persistedQuery: {version, sha256Hash}} */
+                extensions?: string;
+                /** @description Which operation of the document to run */
+                operationName?: string;
+                /** @description The GraphQL document (a query; no mutation over GET) */
+                query?: string;
+                /** @description JSON object of variable values */
+                variables?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A GraphQL response (GraphQL over HTTP); GraphiQL's page (text/html) for browsers when enabled */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A request error, nothing ran (graphql-response+json; plain JSON clients get 200): parse, validation, limits, variables, a bad parameter */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid, expired or revoked access token */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A mutation the caller's roles do not allow (nothing of it ran) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description GraphQL is switched off (graphql.enabled) */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A mutation sent with GET */
+            405: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Accept names neither application/graphql-response+json nor application/json */
+            406: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Content-Type is not application/json */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    graphiql_asset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A record id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A GraphiQL script or stylesheet, from the npm-installed packages */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/css": string;
+                    "text/javascript": string;
+                };
+            };
+            /** @description The request is invalid: `errors` names each field, query or path parameter */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description No such record in the caller's organization */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error404"];
+                };
+            };
+            /** @description The request target is longer than 8 KiB */
+            414: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error414"];
+                };
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+            /** @description The request's header fields are larger than 32 KiB in all */
+            431: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error431"];
+                };
+            };
+            /** @description Internal error; quote the request id */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error500"];
+                };
+            };
+        };
+    };
+    graphiql_asset_head: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A record id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A GraphiQL script or stylesheet, from the npm-installed packages */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid: `errors` names each field, query or path parameter */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such record in the caller's organization */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request target is longer than 8 KiB */
+            414: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request's header fields are larger than 32 KiB in all */
+            431: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Internal error; quote the request id */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };

@@ -1,0 +1,1 @@
+"""Resolvers, one module per domain; each function resolves one field (runtime.graphql.resolver)."""

@@ -1,0 +1,61 @@
+"""@resolver: declares which schema field a function resolves, like @endpoint for routes.
+
+    @resolver("Query", "employees")
+    async def employees(ctx, parent, first, after, department_id=None): ...
+
+A resolver gets the request's `runtime.context.Context` (principal, backends, loaders),
+the parent object (a dict with the proto field names, or None at the root) and the field's
+arguments with snake_case names. Discovery imports every module of a package and collects
+the declared functions; two functions for one field stop start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from typing import Any, Callable
+
+Resolver = Callable[..., Any]
+
+
+def resolver(type_name: str, field_name: str, read_ahead: Callable[..., Any] | None = None
+             ) -> Callable[[Resolver], Resolver]:
+    """`read_ahead(ctx) -> (cache policy, resource, load)`: for an argument-less root field
+    whose first act is that cache read, so the runtime can send it with the rate limit."""
+
+    def register(fn: Resolver) -> Resolver:
+        fn.__resolves__ = (type_name, field_name)  # type: ignore[attr-defined]
+        if read_ahead is not None:
+            fn.__read_ahead__ = read_ahead  # type: ignore[attr-defined]
+        return fn
+
+    return register
+
+
+def subscriber(type_name: str, field_name: str) -> Callable[[Resolver], Resolver]:
+    """A Subscription field's source: `fn(ctx, parent, **args)` returns an async iterator
+    whose items each become one result (graphql-core's `subscribe`)."""
+
+    def register(fn: Resolver) -> Resolver:
+        fn.__resolves__ = (type_name, field_name)  # type: ignore[attr-defined]
+        fn.__subscribes__ = True  # type: ignore[attr-defined]
+        return fn
+
+    return register
+
+
+def discover(package: str) -> dict[tuple[str, str], Resolver]:
+    root = importlib.import_module(package)
+    modules = [root] + [importlib.import_module(i.name)
+                        for i in pkgutil.walk_packages(root.__path__, prefix=root.__name__ + ".")]
+    found: dict[tuple[str, str], Resolver] = {}
+    for module in modules:
+        for obj in vars(module).values():
+            key = getattr(obj, "__resolves__", None)
+            if key is None or not inspect.isfunction(obj) or obj.__module__ != module.__name__:
+                continue
+            if key in found:
+                raise RuntimeError(f"{key[0]}.{key[1]}: resolved by both {found[key].__module__} and {module.__name__}")
+            found[key] = obj
+    return found
