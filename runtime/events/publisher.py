@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from runtime.observability import metrics
 from runtime.events.envelope import (
     DEAD_LETTER, DEAD_LETTER_REASON, DELIVERY_ATTEMPTS, ORIGINAL_TOPIC, Record, cloud_event, make_record, topic_for,
 )
@@ -51,6 +52,12 @@ UNREACHABLE = frozenset({
 })
 PROBE_INTERVAL = 0.5  # while the broker is away, how often a metadata request tries it
 ADOPT_INTERVAL = 10.0  # how often a worker looks for spool slots no live process holds
+
+
+def _exported(record: Record, outcome: str) -> None:
+    """The same outcome as a Prometheus counter, summed over workers; labelled by topic
+    (user-events, auth-events, ...: bounded), not by event type."""
+    metrics.EVENTS.labels(record.topic.rsplit(".", 1)[-1], outcome).inc()
 
 
 @dataclass
@@ -134,6 +141,7 @@ class EventPublisher:
         event = cloud_event(type, self.source, subject, data, **extensions)
         record = make_record(topic, event, key or subject, request_id, trace)
         self.counters.emitted += 1
+        _exported(record, "emitted")
         for listener in self._listeners:
             try:
                 listener(event)
@@ -166,8 +174,10 @@ class EventPublisher:
     def _to_spool(self, record: Record) -> None:
         if self.spool.append(record.encode()):
             self.counters.spooled += 1
+            _exported(record, "spooled")
         else:
             self.counters.dropped += 1
+            _exported(record, "dropped")
 
     def _produce(self, record: Record) -> None:
         assert self._producer is not None  # callers hold a live producer
@@ -233,8 +243,10 @@ class EventPublisher:
             self._broker_up = True
             self._last_seen = time.monotonic()
             self.counters.produced += 1
+            _exported(record, "produced")
             if record.topic.endswith("." + DEAD_LETTER) and record.header(ORIGINAL_TOPIC):
                 self.counters.dead_lettered += 1
+                _exported(record, "dead_lettered")
             self._settled(record)
             return
         code = err.code()
@@ -261,6 +273,7 @@ class EventPublisher:
         if record.topic.endswith("." + DEAD_LETTER):
             log.error("event %s refused by the dead-letter topic too (%s); dropped", record.key, reason)
             self.counters.dropped += 1
+            _exported(record, "dropped")
             self._settled(record)
             return
         log.warning("event to %s dead-lettered after %d attempt(s): %s", record.topic, record.attempts, reason)
@@ -281,6 +294,7 @@ class EventPublisher:
             record = heapq.heappop(self._retries)[2]
             if not record.topic.endswith("." + DEAD_LETTER):
                 self.counters.retried += 1
+                _exported(record, "retried")
             self._reproduce(record)
 
     def _settled(self, record: Record) -> None:

@@ -156,7 +156,8 @@ WEBSOCKET_MESSAGES = _counter("gateway_websocket_messages_total", "WebSocket mes
 
 # Events (the Kafka feature increments these).
 EVENTS = _counter("gateway_events_total",
-                  "Business events by type and outcome: produced, retried, spooled, dead_lettered, replayed.",
+                  "Business events by topic (as `type`) and outcome: emitted, produced, retried, spooled, "
+                  "dead_lettered, dropped.",
                   ("type", "outcome"))
 EVENTS_SPOOL_DEPTH = _gauge("gateway_events_spool_depth", "Events waiting in the local spool.")
 
