@@ -31,7 +31,8 @@ class Serve:
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert wait_for_http(self.url + "/health", self.process, 90), "gw serve did not start"
         self.banner = ""
-        while "events" not in self.banner:
+        # The banner's events line; the gateway's own JSON log lines share stdout.
+        while not any(line.startswith("  events ") for line in self.banner.splitlines()):
             line = self.process.stdout.readline()
             assert line, "gw serve exited before printing its banner"
             self.banner += line
