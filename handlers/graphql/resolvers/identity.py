@@ -125,6 +125,7 @@ async def _limit_login(ctx):
         limits = _LOGIN_LIMITS[id(config)] = RouteLimits.for_route(route, config)
     if limits is not None:
         await limits.enforce(_Discard(), ctx)
+        await limits.enforce_body(_Discard(), ctx)  # login's own budget is keyed on the email
 
 
 class _Discard:
