@@ -53,9 +53,10 @@ from typing import Callable
 
 from typing import TYPE_CHECKING
 
-from valkey.asyncio import ConnectionPool, Valkey
+from valkey.asyncio import Valkey
 from valkey.exceptions import ValkeyError
 
+from runtime.valkey_feed import feed_client
 from runtime.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -198,12 +199,7 @@ class RevocationList:
 
     async def _follow(self) -> None:
         """Subscribe, reload, apply messages; on any failure resubscribe with backoff."""
-        # A connection of its own: a subscribed connection can run nothing else, and it
-        # must not hold one of the request pool's connections for the worker's lifetime.
-        shared = self.valkey.connection_pool
-        pool = ConnectionPool(connection_class=shared.connection_class, max_connections=2,
-                              **shared.connection_kwargs)
-        feed = Valkey(connection_pool=pool)
+        feed = feed_client(self.valkey)
         backoff = 0.1
         try:
             while True:
@@ -224,7 +220,7 @@ class RevocationList:
         finally:
             with contextlib.suppress(Exception):
                 await feed.aclose()
-                await pool.aclose()
+                await feed.connection_pool.aclose()
 
     async def _listen(self, pubsub) -> None:
         loop = asyncio.get_running_loop()

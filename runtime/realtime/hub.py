@@ -32,8 +32,9 @@ from datetime import datetime, UTC
 from typing import TYPE_CHECKING, Any, Iterable
 
 import orjson
-from valkey.asyncio import ConnectionPool, Valkey
+from valkey.asyncio import Valkey
 
+from runtime.valkey_feed import feed_client
 from runtime.realtime import channels
 from runtime.realtime.message import MESSAGE_ID, Message, order
 
@@ -326,10 +327,7 @@ class Hub:
 
     async def _follow(self) -> None:
         """Hold the worker's one subscription; on loss, resubscribe and read what was missed."""
-        shared = self.valkey.connection_pool
-        pool = ConnectionPool(connection_class=shared.connection_class, max_connections=2,
-                              **shared.connection_kwargs)
-        feed = Valkey(connection_pool=pool)
+        feed = feed_client(self.valkey)
         backoff = 0.1
         try:
             while True:
@@ -349,7 +347,7 @@ class Hub:
         finally:
             with contextlib.suppress(Exception):
                 await feed.aclose()
-                await pool.aclose()
+                await feed.connection_pool.aclose()
 
     async def _listen(self, pubsub: Any) -> None:
         loop = asyncio.get_running_loop()
