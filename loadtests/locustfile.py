@@ -14,6 +14,8 @@ Journeys, as frontends make them (their shares and think time are `WEIGHTS` and 
   occasionally rotates its tokens. Users take the demo accounts in turn, so the journey spans
   roles and both organizations.
 - `CustomerEditor`: a sales manager browsing, opening, creating, editing and deleting customers.
+- `DashboardViewer`: a manager's dashboard in one GraphQL query (profile, employees with
+  their department and manager, recent invoices), as a frontend screen fetches it.
 - `NotificationListener`: holds a WebSocket on /ws (first-frame auth, as a browser does), sends
   itself notifications through REST and times each one until it arrives on the socket (the
   `WS` rows: `notification` is publish-to-delivery time).
@@ -70,7 +72,7 @@ def _check(response) -> dict | None:
 
 
 # Every journey's share of the simulated users and its think time, in one place.
-WEIGHTS = {"profile": 4, "customers": 3, "notifications": 1}
+WEIGHTS = {"profile": 4, "customers": 3, "dashboard": 2, "notifications": 1}
 THINK = between(0.1, 1.0)
 
 
@@ -162,6 +164,35 @@ class CustomerEditor(_SignedIn):
             with self.client.delete(f"/api/v1/crm/customers/{self.mine.pop(0)}", headers=self.auth,
                                     name="/api/v1/crm/customers/{id}", catch_response=True) as r:
                 _check(r)
+
+
+DASHBOARD = """{
+  me { email roles { name } }
+  employees(first: 10) { totalCount nodes { firstName lastName department { name } manager { firstName } } }
+  invoices(first: 5) { nodes { number status total { amount currency } customer { name } } }
+}"""
+
+
+class DashboardViewer(_SignedIn):
+    """A manager's dashboard: one GraphQL document; an answer with `errors` is a failure."""
+
+    weight = WEIGHTS["dashboard"]
+    email = os.environ.get("LOCUST_DASHBOARD_EMAIL", "manager@acme.example")
+
+    @task
+    def dashboard(self) -> None:
+        headers = {**self.auth, "Accept": "application/graphql-response+json"}
+        with self.client.post("/graphql", json={"query": DASHBOARD}, headers=headers, name="/graphql dashboard",
+                              catch_response=True) as response:
+            try:
+                answer = response.json()
+            except Exception:  # reported as a failed request
+                response.failure(f"HTTP {response.status_code}, not JSON")
+                return
+            if response.status_code != 200 or answer.get("errors") or not answer.get("data"):
+                response.failure(f"HTTP {response.status_code}: {str(answer.get('errors'))[:200]}")
+            else:
+                response.success()
 
 
 class NotificationListener(_SignedIn):
