@@ -618,7 +618,7 @@ GRAPHQL = Section("graphql", {
     "enabled": F(Bool(), True, "Serve GraphQL at /graphql."),
     "introspection": F(Bool(), True, "Answer __schema and __type queries (schema discovery by clients and tools)."),
     "graphiql": F(Bool(), False, "Serve the GraphiQL IDE at GET /graphql to browsers (gw serve turns it on)."),
-    "graphiql_assets": F(Str(), "js/node_modules", "Where npm installed graphiql, react and react-dom (relative: to the project)."),
+    "graphiql_assets": F(Str(), "clients/js/node_modules", "Where npm installed graphiql, react and react-dom (relative: to the project)."),
     "max_document_bytes": F(Int(min=1), 16_384, "Largest query document accepted, before parsing."),
     "max_tokens": F(Int(min=1), 2_000, "Most lexical tokens in a document; parsing stops past it."),
     "max_depth": F(Int(min=1), 10, "Deepest nesting of fields in an operation."),

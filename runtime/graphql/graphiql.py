@@ -1,7 +1,7 @@
 """GraphiQL at GET /graphql for browsers, when `graphql.graphiql` is on.
 
 Its scripts and styles are the npm packages' own files (graphiql, react, react-dom, from
-`graphql.graphiql_assets`, installed by `npm install` in js/: tests/peers/js.sh), served by
+`graphql.graphiql_assets`, installed by `npm install` in clients/js/: tests/peers/js.sh), served by
 the gateway under /graphql/assets/: no CDN at run time, since many production networks
 block them and tests have no network. Only the listed files are served.
 """

@@ -16,7 +16,7 @@ from emulator.processes import spawn, stop
 from tests.conftest import login
 from tests.support import granian_env, start_gateway
 
-JS = Path(__file__).resolve().parents[2] / "js"
+JS = Path(__file__).resolve().parents[2] / "clients" / "js"
 BROWSER_HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 

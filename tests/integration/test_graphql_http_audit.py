@@ -11,7 +11,7 @@ import json
 import subprocess
 from pathlib import Path
 
-JS = Path(__file__).resolve().parents[2] / "js"
+JS = Path(__file__).resolve().parents[2] / "clients" / "js"
 SHOULDS_PASSING = 20  # of 20 in graphql-http 1.22.4
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.conftest import login
 
-JS = Path(__file__).resolve().parents[2] / "js"
+JS = Path(__file__).resolve().parents[2] / "clients" / "js"
 
 
 def _lines(process: subprocess.Popen, until: float):

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# npm packages into js/node_modules (git-ignored): GraphiQL and React, which the gateway serves
+# npm packages into clients/js/node_modules (git-ignored): GraphiQL and React, which the gateway serves
 # at GET /graphql, and the JS clients the GraphQL tests run (graphql-http's audit, graphql-ws).
-# Idempotent: does nothing when every pinned version of js/package.json is already installed.
+# Idempotent: does nothing when every pinned version of clients/js/package.json is already installed.
 set -euo pipefail
-cd "$(dirname "$0")/../../js"
+cd "$(dirname "$0")/../../clients/js"
 command -v npm >/dev/null || { echo "tests/peers/js.sh: npm is missing (Debian package npm)" >&2; exit 1; }
 node -e '
   const deps = require("./package.json").dependencies;
