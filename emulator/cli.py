@@ -134,7 +134,7 @@ def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, c
 
 def granian_command(host: str, port: int, workers: int) -> list[str]:
     return [
-        sys.executable, "-m", "granian",
+        sys.executable, "-m", "runtime.serve",  # Granian, with one listener shared by the workers
         "--interface", "asgi", "--factory", "runtime.app:create_app",
         "--host", host, "--port", str(port), "--workers", str(workers),
         "--loop", "uvloop", "--no-ws", "--log-level", "warning",

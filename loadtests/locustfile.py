@@ -9,9 +9,12 @@ and exits non-zero if any request failed:
         ERP_RATE_LIMITS_POLICIES_USER_LIMIT=100000 gw serve
     locust -f loadtests/locustfile.py --headless -u 20 -r 10 -t 30s --host http://127.0.0.1:8080
 
-Each simulated user signs in once, then mostly reads its profile, sometimes checks /health and
-occasionally rotates its tokens. Users take the demo accounts in turn, so the journey spans
-roles and both organizations. Every answer must be a 2xx with the envelope's `success: true`.
+Journeys, as frontends make them (their shares and think time are `WEIGHTS` and `THINK`):
+- `SignedInUser`: signs in once, then mostly reads its profile, sometimes checks /health and
+  occasionally rotates its tokens. Users take the demo accounts in turn, so the journey spans
+  roles and both organizations.
+- `CustomerEditor`: a sales manager browsing, opening, creating, editing and deleting customers.
+Every answer must be a 2xx with the envelope's `success: true`.
 Against another deployment, set LOCUST_EMAIL and LOCUST_PASSWORD (one account for all users).
 
 Locust in one process tops out at a few thousand req/s: use it for journeys, and
@@ -62,11 +65,20 @@ def _check(response) -> dict | None:
     return envelope.get("data")
 
 
-class SignedInUser(FastHttpUser):
-    wait_time = between(0.1, 1.0)
+# Every journey's share of the simulated users and its think time, in one place.
+WEIGHTS = {"profile": 4, "customers": 3}
+THINK = between(0.1, 1.0)
+
+
+class _SignedIn(FastHttpUser):
+    """Signs in once on start; the journeys below add their tasks."""
+
+    abstract = True
+    wait_time = THINK
+    email: str | None = None  # None: the demo users in turn
 
     def on_start(self) -> None:
-        credentials = {"email": _email(), "password": _password()}
+        credentials = {"email": self.email or _email(), "password": _password()}
         with self.client.post("/api/v1/auth/login", json=credentials, catch_response=True) as response:
             data = _check(response)
         if data is None:
@@ -76,6 +88,12 @@ class SignedInUser(FastHttpUser):
     def _signed_in(self, data: dict) -> None:
         self.refresh_token = data["refresh_token"]
         self.auth = {"Authorization": f"Bearer {data['access_token']}"}
+
+
+class SignedInUser(_SignedIn):
+    """Mostly reads its profile, sometimes checks /health and occasionally rotates its tokens."""
+
+    weight = WEIGHTS["profile"]
 
     @task(10)
     def me(self) -> None:
@@ -95,3 +113,48 @@ class SignedInUser(FastHttpUser):
             data = _check(response)
         if data is not None:
             self._signed_in(data)
+
+
+class CustomerEditor(_SignedIn):
+    """A sales manager browsing the customer list, opening customers and editing the ones
+    they created: list -> get -> create -> update -> delete, every answer checked."""
+
+    weight = WEIGHTS["customers"]
+    email = os.environ.get("LOCUST_EDITOR_EMAIL", "sales-manager@acme.example")
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.mine: list[str] = []
+
+    @task(6)
+    def browse(self) -> None:
+        with self.client.get("/api/v1/crm/customers?page_size=20", headers=self.auth, name="/api/v1/crm/customers",
+                             catch_response=True) as response:
+            page = _check(response)
+        if page and page["items"]:
+            customer = page["items"][len(self.mine) % len(page["items"])]["id"]
+            with self.client.get(f"/api/v1/crm/customers/{customer}", headers=self.auth,
+                                 name="/api/v1/crm/customers/{id}", catch_response=True) as response:
+                _check(response)
+
+    @task(2)
+    def create(self) -> None:
+        body = {"name": f"Locust {next(_turn)}", "email": "journey@locust.example", "status": "lead"}
+        with self.client.post("/api/v1/crm/customers", json=body, headers=self.auth, catch_response=True) as response:
+            created = _check(response)
+        if created:
+            self.mine.append(created["id"])
+
+    @task(2)
+    def update(self) -> None:
+        if self.mine:
+            with self.client.patch(f"/api/v1/crm/customers/{self.mine[-1]}", json={"status": "prospect"},
+                                   headers=self.auth, name="/api/v1/crm/customers/{id}", catch_response=True) as r:
+                _check(r)
+
+    @task(1)
+    def delete(self) -> None:
+        if self.mine:
+            with self.client.delete(f"/api/v1/crm/customers/{self.mine.pop(0)}", headers=self.auth,
+                                    name="/api/v1/crm/customers/{id}", catch_response=True) as r:
+                _check(r)

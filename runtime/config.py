@@ -350,8 +350,6 @@ _NOT_BUILT = "not acted on yet"
 _GRANIAN = "not acted on yet: Granian's own --host/--port/--workers decide"
 
 SERVER = Section("server", {
-    "reload_interval": F(Duration(), "1s", "How often each worker checks CONFIG_FILE for changes to rbac, "
-                         "rate_limits and cors, applied without a restart (0 turns it off)."),
     "host": F(Str(), "0.0.0.0", "Listen address.", pending=_GRANIAN),
     "port": F(Int(1, 65535), 8080, "Listen port.", pending=_GRANIAN),
     "read_timeout": F(Duration(min=0.001), "30s", "Time allowed to read a request.", pending=_NOT_BUILT),
@@ -362,6 +360,8 @@ SERVER = Section("server", {
     "request_timeout": F(Duration(min=0.001), "30s", "Per-request budget across all backend calls."),
     "trusted_proxies": F(List(Str(_ip_or_cidr, "an IP address or CIDR")), [],
                          "Proxies whose X-Forwarded-For is believed."),
+    "reload_interval": F(Duration(), "1s", "How often each worker checks CONFIG_FILE for changes to rbac, "
+                         "rate_limits and cors, applied without a restart (0 turns it off)."),
     "tls_enabled": F(Bool(), False, "Serve HTTPS."),
 }, "HTTP listener.")
 

@@ -46,7 +46,10 @@ def run_as_container(stage: dict, stack_env: dict[str, str], port: int) -> subpr
     env = clean_env(**stage["env"], **stack_env)
     env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"  # the image's /opt/gateway/bin
     env.update(GRANIAN_HOST="127.0.0.1", GRANIAN_PORT=str(port), ERP_LOGGING_LEVEL="warning")
-    return spawn([str(BIN / stage["ENTRYPOINT"][0]), *stage["ENTRYPOINT"][1:], *stage["CMD"]], env=env)
+    command = [*stage["ENTRYPOINT"], *stage["CMD"]]
+    if command[0].startswith("python"):
+        command[0] = sys.executable  # the image's /opt/gateway/bin/python3
+    return spawn(command, env=env)
 
 
 def healthcheck(stage: dict, port: int) -> int:
@@ -58,7 +61,7 @@ def healthcheck(stage: dict, port: int) -> int:
 
 def test_the_entry_command_serves_the_gateway_and_the_healthcheck_sees_it(stack):
     stage = final_stage()
-    assert stage["ENTRYPOINT"] == ["granian"] and stage["CMD"] == ["runtime.app:create_app"]
+    assert stage["ENTRYPOINT"] == ["python3", "-m", "runtime.serve"] and stage["CMD"] == ["runtime.app:create_app"]
     port = free_port()
     assert healthcheck(stage, port) == 1  # nothing listening yet: unhealthy
     process = run_as_container(stage, stack.environment(), port)

@@ -41,7 +41,7 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck():
     assert any(line.startswith("USER 10001") for line in final)
     assert any(line.startswith("HEALTHCHECK") for line in final)
     assert not any("pip install" in line or "apt-get" in line for line in final), "build tools in the final image"
-    assert any(line.startswith('ENTRYPOINT ["granian"]') for line in final)
+    assert any(line.startswith('ENTRYPOINT ["python3", "-m", "runtime.serve"]') for line in final)
 
 
 def test_every_manifest_validates_against_the_kubernetes_schema():
