@@ -467,6 +467,9 @@ RATE_LIMIT_POLICY = Section("rate_limit_policy", {
     "window": F(Duration(min=0.001), "1m", "The window the limit applies to."),
     "key": F(Enum("user", "ip", "email_ip"), "ip",
              "What is counted: the signed-in user, the client IP, or the login email with the client IP."),
+    "mode": F(Enum("exact", "synced"), "synced",
+              "exact: one Valkey round trip per request; synced: counted per worker, reconciled every "
+              "sync_interval (stays exact when the fleet's overshoot would exceed 10% of the limit)."),
 }, validate=_check_rate_limit_policy)
 
 
@@ -483,6 +486,9 @@ def _check_rate_limits(c: Any) -> None:
 
 RATE_LIMITS = Section("rate_limits", {
     "enabled": F(Bool(), True, "Limit requests at all."),
+    "sync_interval": F(Duration(min=0.001), "100ms", "How often a worker reconciles its synced counts with Valkey."),
+    "fleet_workers": F(Int(min=1), 4, "Workers of every instance sharing the limits: sizes each worker's synced "
+                                      "allowance so that together they overshoot by at most 10% of a limit."),
     "policies": F(SectionMap(RATE_LIMIT_POLICY), {
         "user": {"limit": 600, "window": "1m", "key": "user"},
         "anonymous": {"limit": 60, "window": "1m", "key": "ip"},

@@ -19,6 +19,7 @@ from runtime.domains import declared
 from runtime.rbac import Policy
 from runtime.security.account_lockout import AccountLockout
 from runtime.security.ratelimit import RateLimiter
+from runtime.security.synced_limits import SyncedLimiter
 from runtime.idempotency import IdempotencyStore
 from runtime.valkey_mux import ValkeyMux
 
@@ -72,7 +73,8 @@ class Resources:
                                           unavailable=config.security.revocation_unavailable)
         self.policy = Policy(config.rbac.roles)
         self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
-        self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
+        self.limiter = (RateLimiter(self.valkey_mux, synced=SyncedLimiter(self.valkey_mux, config.rate_limits.sync_interval))
+                        if config.rate_limits.enabled else None)
         failures = config.security.login_failures
         self.lockout = AccountLockout(self.limiter or RateLimiter(self.valkey_mux), failures.limit, failures.window,
                                       r.key_prefix) if failures.limit > 0 else None
@@ -87,6 +89,8 @@ class Resources:
         self.revocations.start()
 
     async def close(self) -> None:
+        if self.limiter is not None and self.limiter.synced is not None:
+            await self.limiter.synced.aclose()  # before the mux: what this worker admitted is pushed
         await self.revocations.close()
         await self.jwks.close()
         await self.health.stop()
