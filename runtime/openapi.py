@@ -57,9 +57,11 @@ _WHY = {
     404: "No such record in the caller's organization",
     409: "Conflicts with an existing record (a unique field)",
     413: "The request body is larger than the route's limit",
+    414: "The request target is longer than 8 KiB",
     415: "The body is not `application/json`",
     422: "This Idempotency-Key was used with a different request",
     429: "Rate limited: wait `Retry-After` seconds",
+    431: "The request's header fields are larger than 32 KiB in all",
     500: "Internal error; quote the request id",
     502: "The backend answered with an error the gateway has no better status for",
     503: "A backend is unavailable (or its circuit breaker is open): retry after `Retry-After` seconds",
@@ -251,8 +253,7 @@ def _statuses(route: Route) -> dict[int, Any]:
         wanted[429] = _WHY[429]
     if route.permission:
         wanted[403] = _WHY[403]
-    if route.body is not None or route.query is not None or route.path_params:
-        wanted[400] = _WHY[400]
+    wanted[400] = _WHY[400]  # every route refuses undeclared query parameters (runtime.pipeline)
     if route.body is not None:
         wanted[413] = _WHY[413]
         wanted[415] = _WHY[415]
@@ -266,6 +267,9 @@ def _statuses(route: Route) -> dict[int, Any]:
         wanted[409] = f"{wanted[409]}; or {busy}" if 409 in wanted else busy[0].upper() + busy[1:]
         wanted[422] = _WHY[422]
         wanted[503] = _WHY[503]  # keys cannot be checked while Valkey is down
+    wanted[414], wanted[431] = _WHY[414], _WHY[431]  # every route (runtime.security.request_size)
+    if route.auth != "none":  # security.revocation_unavailable: fail_closed, while Valkey and the feed are down
+        wanted[503] = _WHY[503]
     wanted[500] = _WHY[500]
     if route.upstream:
         wanted.update({502: _WHY[502], 503: _WHY[503], 504: _WHY[504]})
