@@ -13,6 +13,8 @@
   workers and instances (the fill lock; losers poll the entry briefly, then load anyway).
 - With Valkey down, requests go to the backends (counted as `bypass`) and /ready says
   degraded.
+- In front of it all, a near cache per worker (runtime.near_cache), invalidated by Valkey
+  itself: a hit there costs no round trip at all.
 """
 
 from __future__ import annotations
@@ -28,20 +30,22 @@ import orjson
 from valkey.exceptions import ValkeyError
 
 from runtime.errors import BackendTimeout
+from runtime.near_cache import _ABSENT
 
 if TYPE_CHECKING:
     from runtime.context import Context
+    from runtime.near_cache import NearCache
     from runtime.valkey_mux import ValkeyMux
 
 log = logging.getLogger("gateway.cache")
 
 # KEYS: version key, entry-key prefix; ARGV: lock suffix, lock ttl ms.
-# Returns {version, entry or false, 1 if this caller now holds the fill lock}.
+# Returns {version, entry or false, 1 if this caller now holds the fill lock, the entry's PTTL}.
 _READ = """
 local version = redis.call('GET', KEYS[1]) or '0'
 local key = KEYS[2] .. version
 local entry = redis.call('GET', key)
-if entry then return {version, entry, 0} end
+if entry then return {version, entry, 0, redis.call('PTTL', key)} end
 local locked = redis.call('SET', key .. ARGV[1], '1', 'NX', 'PX', ARGV[2])
 return {version, false, locked and 1 or 0}
 """
@@ -65,9 +69,13 @@ async def _within(ctx: "Context", waited: "asyncio.Future[Any]") -> Any:
 
 
 class Cache:
-    def __init__(self, valkey: "ValkeyMux", prefix: str, policies: Mapping[str, Any], *, lock_ttl: float = 5.0) -> None:
+    def __init__(self, valkey: "ValkeyMux", prefix: str, policies: Mapping[str, Any], *, lock_ttl: float = 5.0,
+                 near: "NearCache | None" = None) -> None:
         self.valkey = valkey
         self.prefix = prefix + "cache:"
+        # Version keys under a prefix of their own: the near cache's tracking watches only them.
+        self.version_prefix = prefix + "cachever:"
+        self.near = near
         self.policies = policies
         self.lock_ttl = lock_ttl
         self._read = valkey.register_script(_READ)
@@ -82,7 +90,7 @@ class Cache:
         return f"org:{principal.organization_id}"
 
     def _version_key(self, policy: str, scope: str) -> str:
-        return f"{self.prefix}{policy}:{scope}:version"
+        return f"{self.version_prefix}{policy}:{scope}"
 
     async def fetch(
         self, ctx: "Context", policy: str, resource: str, load: Callable[[], Awaitable[Any]],
@@ -106,6 +114,15 @@ class Cache:
         digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
         local_key = f"{policy}:{scope}:{digest}"
         entry_prefix = f"{self.prefix}{local_key}:v"
+        near, generation = self.near, None
+        if near is not None and near.live:
+            data = near.get(local_key)
+            if data is not _ABSENT:
+                if gate is not None:
+                    await gate
+                self.stats[f"{policy}:hit"] += 1
+                return data, True
+            generation = near.generation(f"{policy}:{scope}")
         waiting = self._inflight.get(local_key)
         if waiting is not None:  # another request of this worker is reading or loading it
             if gate is not None:
@@ -131,10 +148,13 @@ class Cache:
         except BaseException:
             self._hand_over(local_key, future, _LEFT)
             raise
+        near_key = (local_key, f"{policy}:{scope}", generation) if generation is not None else None
         if found[0] is not _MISS:
             self._hand_over(local_key, future, found[0])
+            if near_key is not None and found[3] > 0:
+                near.put(near_key[0], near_key[1], found[0], found[2], found[3] / 1000, generation)
             return found[0], True
-        fill = asyncio.get_running_loop().create_task(self._fill(policy, found[1], found[2], load))
+        fill = asyncio.get_running_loop().create_task(self._fill(policy, found[1], found[2], load, near_key))
         fill.add_done_callback(lambda task: self._hand_over(local_key, future, task))
         return await _within(ctx, fill), False
 
@@ -161,38 +181,40 @@ class Cache:
     async def _drop(self, read: Awaitable[list], entry_prefix: str) -> None:
         """Discard the read of a refused request: nothing is counted, and its fill lock is released."""
         try:
-            version, _, locked = await read
+            version, _, locked = (await read)[:3]
         except (ValkeyError, OSError):
             return
         if locked:
             await self._release(entry_prefix + version.decode() + _LOCK)
 
     async def _lookup(self, policy: str, scope: str, entry_prefix: str,
-                      read: Awaitable[list] | None) -> tuple[Any, Any, bool]:
-        """(data, True, _) on a hit, else (_MISS, entry key or None when Valkey is down, locked)."""
+                      read: Awaitable[list] | None) -> tuple[Any, Any, Any, float]:
+        """(data, True, its size, its PTTL) on a hit, else (_MISS, entry key or None when Valkey is
+        down, locked, 0); a hit found by waiting for another filler has no PTTL (0: not kept near)."""
         if read is None:
             read = self._read_entry(policy, scope, entry_prefix)
         try:
-            version, entry, locked = await read
+            version, entry, locked, *pttl = await read
         except (ValkeyError, OSError) as exc:
             self.stats[f"{policy}:bypass"] += 1
             # Not a warning per request: the client's breaker logs when Valkey goes and comes back.
             log.debug("cache unavailable, reading through", extra={"error": str(exc)[:200]})
-            return _MISS, None, False
+            return _MISS, None, False, 0
         key = entry_prefix + version.decode()
         if entry is not None:
             self.stats[f"{policy}:hit"] += 1
-            return orjson.loads(entry), True, False
+            return orjson.loads(entry), len(entry), len(entry), pttl[0] if pttl else 0
         if not locked:  # another worker or instance is filling it: wait briefly for it
             entry = await self._wait_for(key)
             if entry is not None:
                 self.stats[f"{policy}:hit"] += 1
-                return orjson.loads(entry), True, False
+                return orjson.loads(entry), len(entry), len(entry), 0
         self.stats[f"{policy}:miss"] += 1
-        return _MISS, key, bool(locked)
+        return _MISS, key, bool(locked), 0
 
-    async def _fill(self, policy: str, key: str | None, locked: bool, load) -> Any:
-        """Load from the backend and store the entry (unless Valkey was down: key None)."""
+    async def _fill(self, policy: str, key: str | None, locked: bool, load, near_key: tuple | None = None) -> Any:
+        """Load from the backend and store the entry (unless Valkey was down: key None), and
+        near (`near_key`: local key, scope, generation) once Valkey holds it."""
         try:
             data = await load()
         except BaseException:
@@ -201,13 +223,14 @@ class Cache:
             raise
         if key is None:
             return data
+        ttl = max(1, int(self.policies[policy].ttl))
+        raw = orjson.dumps(data)
         try:
-            await self.valkey.execute_many((
-                ("SET", key, orjson.dumps(data), "EX", max(1, int(self.policies[policy].ttl))),
-                ("DEL", key + _LOCK),
-            ))
+            await self.valkey.execute_many((("SET", key, raw, "EX", ttl), ("DEL", key + _LOCK)))
         except (ValkeyError, OSError):
-            pass  # the answer is still good; the next reader loads again
+            return data  # the answer is still good; the next reader loads again
+        if near_key is not None and self.near is not None:
+            self.near.put(near_key[0], near_key[1], data, len(raw), ttl, near_key[2])
         return data
 
     async def _release(self, lock: str) -> None:
@@ -230,6 +253,9 @@ class Cache:
 
     async def invalidate(self, ctx: "Context", policies: tuple[str, ...]) -> None:
         """After a write: every entry of these policies in the caller's scope is stale."""
+        if self.near is not None:  # this worker's own readers at once; the others when the push comes
+            for p in policies:
+                self.near.drop_scope(f"{p}:{self._scope(ctx, p)}")
         try:
             await self.valkey.execute_many(("INCR", self._version_key(p, self._scope(ctx, p))) for p in policies)
         except (ValkeyError, OSError) as exc:

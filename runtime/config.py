@@ -517,6 +517,9 @@ CACHE = Section("cache", {
     "enabled": F(Bool(), True, "Cache-aside in Valkey for routes that declare a cache policy."),
     "policies": F(SectionMap(CACHE_POLICY), _domain_cache_policies,
                   "Named cache policies, referenced by routes as cache=\"name\" (defaults: each domain's)."),
+    "near": F(Bool(), True, "A near cache per worker in front of Valkey, invalidated by Valkey (CLIENT TRACKING)."),
+    "near_max_entries": F(Int(min=1), 10_000, "Most entries one worker's near cache holds (least recently used out)."),
+    "near_max_bytes": F(Int(min=1), 32 * 1024 * 1024, "Most bytes of entries (their JSON) one worker's near cache holds."),
 }, "Response cache.")
 
 IDEMPOTENCY = Section("idempotency", {

@@ -26,8 +26,12 @@ DEPENDENCY = Record("Dependency", {
     "breaker": {"type": "string", "enum": ["closed", "open", "half_open"], "description": "gRPC backends: the circuit breaker"},
     "in_flight": {"type": "integer", "minimum": 0, "description": "gRPC backends: calls in progress"},
     "rate_limits": {"type": "string", "enum": ["shared", "local"], "description": "valkey: where rate limits are counted"},
-    "revocations": {"type": "string", "enum": ["synced", "per-request"], "description": "valkey: how revocations are checked"},
-}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations"), doc="One dependency's health")
+    "revocations": {"type": "string", "description": "valkey: how revocations are checked (synced, per-request, unchecked (...))"},
+    "revocation_checks_unchecked": {"type": "integer", "minimum": 0, "description": "valkey: requests whose revocation could not be checked"},
+    "near_cache": {"type": "string", "enum": ["live", "blind"],
+                   "description": "valkey: the per-worker near cache; blind (flushed and bypassed) while invalidations cannot be received"},
+}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations", "revocation_checks_unchecked", "near_cache"),
+   doc="One dependency's health")
 READINESS = Record("Readiness", {
     "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
     "dependencies": {"type": "object", "additionalProperties": DEPENDENCY},
@@ -54,7 +58,9 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
     valkey = dependencies.get("valkey")
     if resources.limiter is not None and valkey is not None:
         # The limiter's own view: its last call may have failed before the next health check.
-        valkey["rate_limits"] = "shared" if resources.limiter.shared else "local"
+        synced = resources.limiter.synced
+        shared = resources.limiter.shared and (synced is None or synced.shared)
+        valkey["rate_limits"] = "shared" if shared else "local"
         if valkey["rate_limits"] == "local" and valkey["status"] == "up":
             valkey["status"], valkey["error"] = "down", "rate limits counted per worker"
     if valkey is not None:
@@ -72,6 +78,9 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         else:
             valkey["revocations"] = "synced" if revocations.synced else "per-request"
         valkey["revocation_checks_unchecked"] = revocations.unchecked
+        near = resources.cache.near if resources.cache is not None else None
+        if near is not None:  # blind costs speed (every read goes to Valkey), never correctness
+            valkey["near_cache"] = "live" if near.live else "blind"
     down = {n for n, r in dependencies.items() if r["status"] == "down"}
     status = "unavailable" if down & resources.required else "degraded" if down else "ready"
     return {"status": status, "dependencies": dependencies}
