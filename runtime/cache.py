@@ -6,9 +6,8 @@
   only look under the current version, so a reader that loaded stale data just before a
   write can never publish it after the write (the race plain DEL-on-write has). Entries of
   old versions simply expire with their TTL; nothing grows without bound.
-- One read is one round trip: a script returns the version, the entry and, on a miss,
-  whether this caller won the fill lock. The request path sends it together with the
-  rate-limit check (`fetch(gate=...)`), so a cached read costs one round trip in all.
+- One read is one round trip: a script returns the version, the entry (and its PTTL) and, on
+  a miss, whether this caller won the fill lock.
 - Single flight: one load per key at a time, inside a worker (shared future) and across
   workers and instances (the fill lock; losers poll the entry briefly, then load anyway).
 - With Valkey down, requests go to the backends (counted as `bypass`) and /ready says
@@ -94,15 +93,8 @@ class Cache:
 
     async def fetch(
         self, ctx: "Context", policy: str, resource: str, load: Callable[[], Awaitable[Any]],
-        gate: Awaitable[None] | None = None,
     ) -> tuple[Any, bool]:
         """(data, hit) for `resource` (path and query) under `policy`.
-
-        `gate` (the rate-limit check) must pass before anything is served, loaded or counted.
-        The entry is read meanwhile, so both share one Valkey round trip (the mux writes the
-        commands of one loop iteration together); if the gate raises, the read is dropped, a
-        fill lock it took is released, and requests of this worker that were waiting for that
-        read (whose own gates passed) fetch it themselves.
 
         On a miss the load runs as a task of its own (`load` must not depend on the caller's
         deadline: the pipeline gives it a context with a budget of its own), and every request
@@ -118,15 +110,11 @@ class Cache:
         if near is not None and near.live:
             data = near.get(local_key)
             if data is not _ABSENT:
-                if gate is not None:
-                    await gate
                 self.stats[f"{policy}:hit"] += 1
                 return data, True
             generation = near.generation(f"{policy}:{scope}")
         waiting = self._inflight.get(local_key)
         if waiting is not None:  # another request of this worker is reading or loading it
-            if gate is not None:
-                await gate
             data = await _within(ctx, waiting)
             if data is _LEFT:  # it left before loading (refused, cancelled): read for ourselves
                 return await self.fetch(ctx, policy, resource, load)
@@ -135,16 +123,7 @@ class Cache:
         future = asyncio.get_running_loop().create_future()
         self._inflight[local_key] = future
         try:
-            read = None
-            if gate is not None:
-                # A task, so that its EVALSHA is queued in the same loop iteration as the gate's.
-                read = asyncio.get_running_loop().create_task(self._read_entry(policy, scope, entry_prefix))
-                try:
-                    await gate
-                except BaseException:
-                    await self._drop(read, entry_prefix)
-                    raise
-            found = await self._lookup(policy, scope, entry_prefix, read)
+            found = await self._lookup(policy, scope, entry_prefix)
         except BaseException:
             self._hand_over(local_key, future, _LEFT)
             raise
@@ -178,23 +157,11 @@ class Cache:
         """[version, entry or None, 1 if this caller now holds the fill lock]: one script call."""
         return self._read(keys=[self._version_key(policy, scope), entry_prefix], args=self._read_args)
 
-    async def _drop(self, read: Awaitable[list], entry_prefix: str) -> None:
-        """Discard the read of a refused request: nothing is counted, and its fill lock is released."""
-        try:
-            version, _, locked = (await read)[:3]
-        except (ValkeyError, OSError):
-            return
-        if locked:
-            await self._release(entry_prefix + version.decode() + _LOCK)
-
-    async def _lookup(self, policy: str, scope: str, entry_prefix: str,
-                      read: Awaitable[list] | None) -> tuple[Any, Any, Any, float]:
+    async def _lookup(self, policy: str, scope: str, entry_prefix: str) -> tuple[Any, Any, Any, float]:
         """(data, True, its size, its PTTL) on a hit, else (_MISS, entry key or None when Valkey is
         down, locked, 0); a hit found by waiting for another filler has no PTTL (0: not kept near)."""
-        if read is None:
-            read = self._read_entry(policy, scope, entry_prefix)
         try:
-            version, entry, locked, *pttl = await read
+            version, entry, locked, *pttl = await self._read_entry(policy, scope, entry_prefix)
         except (ValkeyError, OSError) as exc:
             self.stats[f"{policy}:bypass"] += 1
             # Not a warning per request: the client's breaker logs when Valkey goes and comes back.
