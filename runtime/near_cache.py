@@ -24,6 +24,7 @@ from collections import OrderedDict
 from typing import Any
 
 _ABSENT = object()
+MAX_SCOPES_TRACKED = 100_000  # scopes with a generation counter before a flush starts over
 
 
 class NearCache:
@@ -83,6 +84,9 @@ class NearCache:
 
     def drop_scope(self, scope: str) -> None:
         """Everything of one scope is stale (a write)."""
+        if len(self._generations) >= MAX_SCOPES_TRACKED and scope not in self._generations:
+            self.flush()  # one counter per scope ever written would grow without bound
+            return
         self._generations[scope] = self._generations.get(scope, 0) + 1
         for key in self._scopes.pop(scope, ()):
             _, _, size, _ = self._entries.pop(key)

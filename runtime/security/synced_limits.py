@@ -2,9 +2,10 @@
 
 Each worker runs GCRA (runtime.security.ratelimit) on its own copy of a key's arrival time
 and reconciles with Valkey in the background, like Kong's `sync_rate`: every
-`rate_limits.sync_interval` it pushes the requests it admitted since the last sync (the
-script adds them to the shared arrival time, unconditionally: they were served) and takes
-back the shared time, which holds every other worker's pushes. A worker admits at most
+`rate_limits.sync_interval` it pushes the requests it admitted since the last sync, every
+such key in one script call (the script adds them to the shared arrival time,
+unconditionally: they were served), and takes back the shared time, which holds every other
+worker's pushes. A worker admits at most
 `allowance` requests of one key between syncs; the next one waits for a sync (one round
 trip) instead. The first request of a key in a worker also waits for one.
 
@@ -34,20 +35,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.ratelimit")
 
-# KEYS[1]: one GCRA arrival time (µs, as SCRIPT keeps it); ARGV: interval µs, window µs, requests
-# admitted since the last push. Returns the arrival time after them, in µs from now (>= 0).
+# KEYS[i]: one GCRA arrival time (µs, as SCRIPT keeps it); ARGV[3i-2..3i]: its interval µs,
+# window µs, and the requests admitted since the last push. Returns, per key, the arrival time
+# after them in µs from now (>= 0). One call syncs every due key of a worker.
 PUSH = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local n = tonumber(ARGV[3])
-if n > 0 then
-  tat = tat + n * tonumber(ARGV[1])
-  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
+local out = {}
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local n = tonumber(ARGV[3 * i])
+  if n > 0 then
+    tat = tat + n * tonumber(ARGV[3 * i - 2])
+    redis.call('SET', key, string.format('%.0f', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
+  end
+  out[i] = tat - now
 end
-return tat - now
+return out
 """
+BATCH = 500  # keys per PUSH call
 
 SHARE_OF_LIMIT = 0.10  # the fleet's overshoot may be at most this share of a policy's limit
 MIN_ALLOWANCE = 2  # below this a synced policy would sync on every request: exact instead
@@ -67,7 +74,7 @@ class _Key:
         self.pending = 0  # admitted here, not yet pushed
         self.policy = policy
         self.sync: asyncio.Future | None = None  # the sync under way
-        self.touched = True  # checked since the last sync
+        self.touched = True  # checked since the last background round
         self.fresh = True  # not synced yet: its first request waits for the shared time
 
 
@@ -118,34 +125,45 @@ class SyncedLimiter:
     def _sync(self, key: str, state: _Key) -> asyncio.Future:
         """Push this key's pending count and take the shared arrival time (one at a time per key)."""
         if state.sync is None:
-            state.sync = asyncio.ensure_future(self._push(key, state))
+            self._start([(key, state)])
         return asyncio.shield(state.sync)
 
-    async def _push(self, key: str, state: _Key) -> None:
-        sent, policy = state.pending, state.policy
-        state.touched = False
-        state.fresh = False
+    def _start(self, batch: list[tuple[str, _Key]]) -> asyncio.Future:
+        future = asyncio.ensure_future(self._push(batch))
+        for _, state in batch:
+            state.sync = future
+        return future
+
+    async def _push(self, batch: list[tuple[str, _Key]]) -> None:
+        sent = [(state.pending, state.policy) for _, state in batch]
+        for _, state in batch:
+            state.fresh = False
+        args = [a for pending, policy in sent for a in (*policy.script_args, pending)]
         try:
-            ahead_us = await self.push(keys=[key], args=[*policy.script_args, sent])
+            ahead = await self.push(keys=[key for key, _ in batch], args=args)
         except (ValkeyError, OSError, asyncio.TimeoutError) as exc:
             if self.shared:
                 log.warning("rate limits counted per worker: valkey unavailable", extra={"error": str(exc)[:200]})
                 self.shared = False
-            state.pending = 0  # forgotten, as the exact limiter's fallback never shares its counts
-            if state.tat == 0.0:
-                state.tat = self.clock()
+            for _, state in batch:
+                state.pending = 0  # forgotten, as the exact limiter's fallback never shares its counts
+                if state.tat == 0.0:
+                    state.tat = self.clock()
             return
         finally:
-            state.sync = None
+            for _, state in batch:
+                state.sync = None
         if not self.shared:
             log.warning("rate limits shared again: valkey is back")
             self.shared = True
         self.syncs += 1
-        state.pending -= sent  # what was admitted meanwhile stays pending, on top of the shared time
-        state.tat = self.clock() + ahead_us / 1e6 + state.pending * policy.interval
+        now = self.clock()
+        for (_, state), (pending, policy), ahead_us in zip(batch, sent, ahead):
+            state.pending -= pending  # what was admitted meanwhile stays pending, on top of the shared time
+            state.tat = now + ahead_us / 1e6 + state.pending * policy.interval
 
     async def _run(self) -> None:
-        """Every `interval`: sync every key checked since the last sync; forget idle keys."""
+        """Every `interval`: push every key with admissions not yet pushed; forget idle keys."""
         while True:
             await asyncio.sleep(self.interval)
             try:
@@ -157,12 +175,16 @@ class SyncedLimiter:
         now = self.clock()
         due = []
         for key, state in list(self.keys.items()):
-            if state.touched or state.pending:
-                due.append(self._sync(key, state))
-            elif state.sync is None and state.tat < now:  # idle and its budget is whole again
+            if state.sync is not None:
+                continue
+            if state.pending:
+                due.append((key, state))
+            elif not state.touched and state.tat < now:  # idle and its budget is whole again
                 del self.keys[key]
+            state.touched = False
         if due:
-            await asyncio.gather(*due, return_exceptions=True)
+            runs = [self._start(due[i:i + BATCH]) for i in range(0, len(due), BATCH)]
+            await asyncio.gather(*runs, return_exceptions=True)
 
     async def aclose(self) -> None:
         if self._loop_task is not None:
@@ -172,6 +194,5 @@ class SyncedLimiter:
             except asyncio.CancelledError:
                 pass
             self._loop_task = None
-        pending = [self._sync(k, s) for k, s in self.keys.items() if s.pending]
-        if pending:  # what this worker admitted still counts for the others
-            await asyncio.gather(*pending, return_exceptions=True)
+        if any(s.pending for s in self.keys.values()):  # what this worker admitted still counts for the others
+            await self.sync_all()

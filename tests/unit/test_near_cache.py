@@ -136,3 +136,14 @@ async def until(condition, timeout: float = 5.0) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition never held")
+
+
+def test_generation_counters_are_bounded(monkeypatch):
+    monkeypatch.setattr("runtime.near_cache.MAX_SCOPES_TRACKED", 3)
+    near = live()
+    near.put("a", "s0", "A", 1, 60, near.generation("s0"))
+    for i in range(1, 4):
+        near.drop_scope(f"s{i}")
+    assert len(near) == 1 and len(near._generations) == 3
+    near.drop_scope("s4")  # one scope too many: everything starts over
+    assert len(near) == 0 and len(near._generations) == 0

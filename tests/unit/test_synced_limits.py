@@ -168,3 +168,24 @@ def test_valkey_down_counts_locally_and_recovers(server):
     admitted, shared = run(server, check)
     assert admitted == [True] * 10 + [False] * 2  # the same algorithm, per worker
     assert shared is False
+
+
+def test_one_background_round_pushes_every_due_key_in_one_call_and_forgets_idle_ones(server):
+    policy = Policy("u", 100, 0.05, "user", allowance=10)  # a 50 ms window: idle keys are whole again soon
+
+    async def check(limiters, prefix):
+        (limiter,) = limiters
+        synced = limiter.synced
+        for user in range(20):
+            await limiter.check([(policy, f"{prefix}{user}")])
+        before = synced.syncs
+        await synced.sync_all()
+        pushed = synced.syncs - before
+        await asyncio.sleep(0.1)
+        await synced.sync_all()  # untouched since: forgotten on this round or the next
+        await synced.sync_all()
+        return pushed, len(synced.keys)
+
+    pushed, left = run(server, check, interval=60)
+    assert pushed == 1  # 20 keys, one script call
+    assert left == 0
