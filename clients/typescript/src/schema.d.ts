@@ -1109,17 +1109,21 @@ export interface components {
             /** @description Of the latest health check */
             latency_ms: number;
             /**
+             * @description valkey: the per-worker near cache; blind (flushed and bypassed) while invalidations cannot be received
+             * @enum {string}
+             */
+            near_cache?: "live" | "blind";
+            /**
              * @description valkey: where rate limits are counted
              * @enum {string}
              */
             rate_limits?: "shared" | "local";
             /** @description While a required dependency is down, /ready answers 503 */
             required: boolean;
-            /**
-             * @description valkey: how revocations are checked
-             * @enum {string}
-             */
-            revocations?: "synced" | "per-request";
+            /** @description valkey: requests whose revocation could not be checked */
+            revocation_checks_unchecked?: number;
+            /** @description valkey: how revocations are checked (synced, per-request, unchecked (...)) */
+            revocations?: string;
             /** @enum {string} */
             status: "up" | "down";
         };
