@@ -137,7 +137,7 @@ def granian_command(host: str, port: int, workers: int) -> list[str]:
         sys.executable, "-m", "runtime.serve",  # Granian, with one listener shared by the workers
         "--interface", "asgi", "--factory", "runtime.app:create_app",
         "--host", host, "--port", str(port), "--workers", str(workers),
-        "--loop", "uvloop", "--no-ws", "--log-level", "warning",
+        "--loop", "uvloop", "--log-level", "warning",
     ]
 
 

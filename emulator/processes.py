@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import signal
 import subprocess
@@ -34,13 +35,33 @@ def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen:
     return subprocess.Popen(args, preexec_fn=_die_with_parent if _prctl else None, **kwargs)
 
 
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid` (Granian's workers), from /proc; [] where there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
+
+
 def stop(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
-    """SIGTERM, a grace period to drain, then SIGKILL."""
+    """SIGTERM, a grace period to drain, then SIGKILL; and then any child the process left.
+
+    Granian 2.8 workers sometimes outlive their master's SIGTERM by the whole
+    --workers-kill-timeout (seen with a bare Falcon app too); a master killed before that
+    leaves them orphaned, holding the port and answering. So the workers are collected first
+    and killed after the master is gone."""
     if process is None or process.poll() is not None:
         return
+    children = _children(process.pid)
     process.terminate()
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    for child in children + _children(process.pid):
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it exited with its master, as it should

@@ -24,6 +24,7 @@ from runtime.expect_continue import DeferredContinue
 from runtime.methods import allowed_methods, options_responder
 from runtime.middleware import GatewayMiddleware
 from runtime.pipeline import JSON, responder
+from runtime.realtime.socket import RealtimeEndpoint
 from runtime.request_id import request_id
 
 log = logging.getLogger("gateway")
@@ -74,10 +75,28 @@ def check_routes(config: Config, routes: list[Route]) -> None:
                 raise ConfigError(f"{route.method} {route.path}: unknown cache policy {policy!r} (known: {known})")
 
 
-def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.App:
+class GatewayApp:
+    """The ASGI app: WebSockets on `realtime.path` go straight to the realtime endpoint (raw
+    ASGI, see runtime/realtime/socket.py for why); everything else, lifespan included, to
+    Falcon."""
+
+    def __init__(self, falcon_app: falcon.asgi.App, state: SimpleNamespace) -> None:
+        self.falcon = falcon_app
+        self.state = state
+        self.ws_path = state.config.realtime.path
+        self.ws = state.realtime
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] == "websocket" and scope["path"].rstrip("/") == self.ws_path:
+            return await self.ws(scope, receive, send)
+        return await self.falcon(scope, receive, send)
+
+
+def build_app(config: Config, routes: list[Route] | None = None) -> GatewayApp:
     routes = discover() if routes is None else routes
     check_routes(config, routes)
-    state = SimpleNamespace(resources=None, routes=routes, config=config, route_limits=[])
+    state = SimpleNamespace(resources=None, routes=routes, config=config, route_limits=[], realtime=None)
+    state.realtime = RealtimeEndpoint(config, state)
     middleware = GatewayMiddleware(config, state)
     app = falcon.asgi.App(middleware=[middleware])
     app.req_options.strip_url_path_trailing_slash = True
@@ -93,7 +112,7 @@ def build_app(config: Config, routes: list[Route] | None = None) -> falcon.asgi.
     app.add_error_handler(Exception, _on_unexpected)
     app.add_error_handler(falcon.HTTPError, _on_http_error)
     app.add_error_handler(errors.ApiError, _on_api_error)
-    return app
+    return GatewayApp(app, state)
 
 
 def create_app(config: Config | None = None) -> DeferredContinue:

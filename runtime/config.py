@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from proto.erp.auth.v1.contract import ROLES as ROLE_CATALOGUE
-from runtime.rbac import check_roles
+from runtime.rbac import check_roles, is_required_permission
 
 __all__ = [
     "load_config", "Config", "ConfigError", "describe", "pending_keys", "NON_CONFIG_ENV",
@@ -522,6 +522,28 @@ CACHE = Section("cache", {
     "near_max_bytes": F(Int(min=1), 32 * 1024 * 1024, "Most bytes of entries (their JSON) one worker's near cache holds."),
 }, "Response cache.")
 
+REALTIME = Section("realtime", {
+    "path": F(Str(lambda v: v.startswith("/"), "a path starting with /"), "/ws", "Where WebSockets connect."),
+    "allowed_origins": F(List(), [], "Origins a browser may open a socket from; empty: cors.allowed_origins. "
+                         "Clients that send no Origin (not browsers) are not refused for it."),
+    "auth_timeout": F(Duration(min=0.001), "10s", "How long a socket without a token may take to send {type: auth}."),
+    "ping_period": F(Duration(min=0.001), "25s", "A {type: ping} goes to a socket silent this long."),
+    "pong_timeout": F(Duration(min=0.001), "10s", "A socket that answers nothing this long after a ping is closed."),
+    "send_queue": F(Int(min=1), 256, "Messages waiting to be written to one socket; a socket past it is dropped."),
+    "max_message_bytes": F(Int(min=64), 65_536, "Largest inbound message; larger closes with 1009."),
+    "max_connections_per_user": F(Int(min=1), 10, "Open sockets per user across every instance; more are refused (4029)."),
+    "message_rate": F(Float(min=0.001), 10.0, "Inbound messages per second a socket may send, sustained."),
+    "message_burst": F(Int(min=1), 30, "Inbound messages a socket may send at once."),
+    "history_window": F(Duration(min=0.001), "5m", "How long each channel keeps its messages for `since` resumes."),
+    "history_max": F(Int(min=1), 1000, "Most messages a channel keeps for resumes."),
+    "events_permission": F(Str(is_required_permission, "domain.resource:action"), "realtime.events:subscribe",
+                           "Permission needed to subscribe to events:<type>."),
+    "send_permission": F(Str(is_required_permission, "domain.resource:action"), "realtime.notifications:send",
+                         "Permission needed to publish to a channel other than one's own notifications."),
+    "broadcast_permission": F(Str(is_required_permission, "domain.resource:action"), "realtime.broadcast:send",
+                              "Permission needed to publish to system:broadcast (every organization)."),
+}, "WebSocket notifications (/ws) and their fan-out through Valkey.")
+
 IDEMPOTENCY = Section("idempotency", {
     "enabled": F(Bool(), True, "Honour the Idempotency-Key header on signed-in POST and PATCH routes."),
     "ttl": F(Duration(min=1), "24h", "How long a write's answer is kept for replay."),
@@ -542,7 +564,7 @@ SECURITY = Section("security", {
 }, "Security trade-offs under failure.")
 
 SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, IDEMPOTENCY,
-                                 SECURITY)
+                                 SECURITY, REALTIME)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},
                 "Gateway configuration.", cls_name="Config")

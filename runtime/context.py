@@ -45,6 +45,16 @@ class Context:
             self._backends = BoundBackends(self.resources.backends, self)
         return self._backends
 
+    async def publish(self, channel: str, data: Any):
+        """Publish a realtime message as the caller (runtime.realtime): `sender` is the
+        signed-in user, and role:/events: channels are the caller's organization's."""
+        principal = self.principal
+        return await self.resources.realtime.publish(
+            channel, data,
+            sender=principal.user_id if principal else None,
+            organization=principal.organization_id if principal else None,
+        )
+
     def grpc_metadata(self) -> tuple[tuple[str, str], ...]:
         """What every backend call carries: request id and, when signed in, the caller."""
         metadata = [("x-request-id", self.request_id)]

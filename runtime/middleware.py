@@ -17,6 +17,7 @@ import falcon.asgi
 
 from runtime.config import Config, pending_keys
 from runtime.observability.logs import configure_logging
+from runtime.realtime import shutdown
 from runtime.request_id import request_id
 from runtime.reload import ConfigReloader, swap_policies
 from runtime.resources import Resources
@@ -60,6 +61,9 @@ class GatewayMiddleware:
         _log_pending(self.config)
         self.state.resources = Resources(self.config)
         await self.state.resources.start()
+        if getattr(self.state, "realtime", None) is not None:
+            self.state.realtime.start(self.state.resources)
+            shutdown.install(self.state.realtime.close_all)
         self.reloader = None
         path = os.environ.get("CONFIG_FILE")
         if path and self.config.server.reload_interval > 0:
@@ -68,6 +72,9 @@ class GatewayMiddleware:
             self.reloader.start()
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
+        if getattr(self.state, "realtime", None) is not None:
+            # Sockets first, with 1001: clients reconnect to another instance and resume.
+            await self.state.realtime.close_all()
         if getattr(self, "reloader", None) is not None:
             await self.reloader.close()
         if self.state.resources is not None:

@@ -23,14 +23,22 @@ DEPENDENCY = Record("Dependency", {
     "checked_ms_ago": {"type": "integer", "minimum": 0},
     "required": {"type": "boolean", "description": "While a required dependency is down, /ready answers 503"},
     "error": {"type": "string", "description": "Why it is down"},
-    "breaker": {"type": "string", "enum": ["closed", "open", "half_open"], "description": "gRPC backends: the circuit breaker"},
+    "breaker": {"type": "string", "enum": ["closed", "open", "half_open"],
+                "description": "gRPC backends, and valkey's request path: the circuit breaker"},
     "in_flight": {"type": "integer", "minimum": 0, "description": "gRPC backends: calls in progress"},
     "rate_limits": {"type": "string", "enum": ["shared", "local"], "description": "valkey: where rate limits are counted"},
-    "revocations": {"type": "string", "description": "valkey: how revocations are checked (synced, per-request, unchecked (...))"},
-    "revocation_checks_unchecked": {"type": "integer", "minimum": 0, "description": "valkey: requests whose revocation could not be checked"},
+    "revocations": {"type": "string",
+                    "enum": ["synced", "per-request", "unchecked (fail_open)", "unchecked (fail_closed)"],
+                    "description": "valkey: how revocations are checked; unchecked while neither the feed nor "
+                                   "Valkey answers (security.revocation_unavailable decides)"},
+    "revocation_checks_unchecked": {"type": "integer", "minimum": 0,
+                                    "description": "valkey: checks this worker answered by that policy, in all"},
+    "realtime": {"type": "string", "enum": ["subscribed", "resubscribing"],
+                 "description": "valkey: whether this worker's realtime fan-out subscription is live"},
     "near_cache": {"type": "string", "enum": ["live", "blind"],
                    "description": "valkey: the per-worker near cache; blind (flushed and bypassed) while invalidations cannot be received"},
-}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations", "revocation_checks_unchecked", "near_cache"),
+}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations", "revocation_checks_unchecked",
+             "realtime", "near_cache"),
    doc="One dependency's health")
 READINESS = Record("Readiness", {
     "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
@@ -78,6 +86,8 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         else:
             valkey["revocations"] = "synced" if revocations.synced else "per-request"
         valkey["revocation_checks_unchecked"] = revocations.unchecked
+        # Whether this worker's realtime fan-out subscription is live (messages reach its sockets).
+        valkey["realtime"] = "subscribed" if resources.realtime.subscribed else "resubscribing"
         near = resources.cache.near if resources.cache is not None else None
         if near is not None:  # blind costs speed (every read goes to Valkey), never correctness
             valkey["near_cache"] = "live" if near.live else "blind"

@@ -96,5 +96,9 @@ def swap_policies(middleware: Any, state: Any) -> Callable[[Config], None]:
             limits.reload(new)
         state.resources.policy = policy
         middleware.cors = cors
+        realtime = getattr(state, "realtime", None)
+        if realtime is not None:  # channel ACLs and the WebSocket Origin check follow too
+            state.resources.realtime.policy = policy
+            realtime.reload_origins(new)
 
     return apply

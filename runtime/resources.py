@@ -19,6 +19,7 @@ from runtime.domains import declared
 from runtime.rbac import Policy
 from runtime.security.account_lockout import AccountLockout
 from runtime.near_cache import NearCache
+from runtime.realtime.hub import Hub
 from runtime.security.ratelimit import RateLimiter
 from runtime.security.synced_limits import SyncedLimiter
 from runtime.idempotency import IdempotencyStore
@@ -88,16 +89,20 @@ class Resources:
         self.idempotency = (IdempotencyStore(self.valkey_mux, r.key_prefix, config.idempotency,
                                              config.server.request_timeout)
                             if config.idempotency.enabled else None)
+        # Realtime fan-out: one Valkey subscription for the worker, whatever its sockets.
+        self.realtime = Hub(self.valkey, r.key_prefix, config.realtime, self.policy, commands=self.valkey_mux)
 
     async def start(self) -> None:
         """Background work of the worker; call once its event loop runs (the lifespan)."""
         await self.health.start()
         self.jwks.start()
         self.revocations.start()
+        self.realtime.start()
         if self.tracker is not None:
             self.tracker.start()
 
     async def close(self) -> None:
+        await self.realtime.close()
         if self.tracker is not None:
             await self.tracker.close()
         if self.limiter is not None and self.limiter.synced is not None:

@@ -1,5 +1,9 @@
+import contextlib
+
+from valkey.exceptions import ValkeyError
+
 from proto.erp.auth.v1 import auth_pb2
-from runtime import Reply, endpoint
+from runtime import Reply, endpoint, realtime
 from runtime.auth.session import TOKEN_ANSWER, token_answer
 from runtime.schema import EMAIL, NEW_PASSWORD, Body, Field, same_as, text
 
@@ -32,5 +36,13 @@ async def register(req, ctx):
             domain=body["domain"].lower(),
         )
     )
+    user = tokens.user
+    # Announce the new member on their organization's channel (best effort: a realtime
+    # outage must not fail a registration that has already happened).
+    with contextlib.suppress(ValkeyError, OSError):
+        await realtime.publish(f"org:{user.organization_id}", {
+            "event": "user.registered",
+            "user": {"id": user.id, "email": user.email, "first_name": user.first_name, "last_name": user.last_name},
+        }, sender=user.id)
     # Every 201 names what it created: the new user, as the caller sees them.
     return Reply(token_answer(tokens), message="Registration successful", headers={"Location": "/api/v1/auth/me"})

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
 
 import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 from emulator.ports import free_port, wait_for_port
 from tests.e2e.processes import alive, descendants
+from tests.conftest import login
 from tests.journey import run_auth_journey
 from tests.support import GW, clean_env
 
@@ -34,10 +39,19 @@ def test_gw_serve_journey_and_clean_shutdown():
         url = f"http://127.0.0.1:{port}"
         run_auth_journey(lambda: httpx.Client(base_url=url, timeout=10))
         assert httpx.get(url + "/ready", timeout=10).status_code == 200
+        # WebSockets are served too, and Ctrl-C closes them with 1001 (going away).
+        with httpx.Client(base_url=url, timeout=10) as client:
+            bearer = login(client)["access_token"]
+        with ws_connect(f"ws://127.0.0.1:{port}/ws", additional_headers={"Authorization": f"Bearer {bearer}"}) as socket:
+            assert json.loads(socket.recv(timeout=10))["type"] == "connected"
 
-        children = descendants(process.pid)
-        assert len(children) >= 2  # at least valkey-server and granian
-        process.send_signal(signal.SIGINT)
+            children = descendants(process.pid)
+            assert len(children) >= 2  # at least valkey-server and granian
+            process.send_signal(signal.SIGINT)
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    socket.recv(timeout=30)
+            assert socket.close_code == 1001
         assert process.wait(timeout=30) == 0
         deadline = time.monotonic() + 10
         while any(alive(pid) for pid in children) and time.monotonic() < deadline:

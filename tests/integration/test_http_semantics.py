@@ -139,7 +139,7 @@ def test_an_over_long_id_is_a_400_that_does_not_echo_it(admin):
 
 
 def test_unknown_routes_do_not_echo_unbounded_paths(http):
-    path = "/" + "a" * 10_000
+    path = "/" + "a" * 5_000  # under the 8 KiB target limit (a longer one is a 414)
     answer = http.get(path)
     assert answer.status_code == 404 and len(answer.content) < 400
     assert http.request("PUT", "/health?" + "b" * 5000).status_code == 405

@@ -1,0 +1,1 @@
+"""Realtime: the REST publish endpoint (the WebSocket itself is runtime/realtime/socket.py)."""
