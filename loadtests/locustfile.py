@@ -14,6 +14,9 @@ Journeys, as frontends make them (their shares and think time are `WEIGHTS` and 
   occasionally rotates its tokens. Users take the demo accounts in turn, so the journey spans
   roles and both organizations.
 - `CustomerEditor`: a sales manager browsing, opening, creating, editing and deleting customers.
+- `NotificationListener`: holds a WebSocket on /ws (first-frame auth, as a browser does), sends
+  itself notifications through REST and times each one until it arrives on the socket (the
+  `WS` rows: `notification` is publish-to-delivery time).
 Every answer must be a 2xx with the envelope's `success: true`.
 Against another deployment, set LOCUST_EMAIL and LOCUST_PASSWORD (one account for all users).
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 
 from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
@@ -66,7 +70,7 @@ def _check(response) -> dict | None:
 
 
 # Every journey's share of the simulated users and its think time, in one place.
-WEIGHTS = {"profile": 4, "customers": 3}
+WEIGHTS = {"profile": 4, "customers": 3, "notifications": 1}
 THINK = between(0.1, 1.0)
 
 
@@ -158,3 +162,62 @@ class CustomerEditor(_SignedIn):
             with self.client.delete(f"/api/v1/crm/customers/{self.mine.pop(0)}", headers=self.auth,
                                     name="/api/v1/crm/customers/{id}", catch_response=True) as r:
                 _check(r)
+
+
+class NotificationListener(_SignedIn):
+    """A frontend tab: one WebSocket, notifications published to itself through REST and timed
+    until they arrive. A lost or late (5 s) notification is a failure."""
+
+    weight = WEIGHTS["notifications"]
+    email = os.environ.get("LOCUST_LISTENER_EMAIL")
+
+    def on_start(self) -> None:
+        import json
+
+        from websockets.sync.client import connect
+
+        super().on_start()
+        url = self.host.replace("http", "ws", 1) + "/ws"
+        started = time.perf_counter()
+        try:
+            self.socket = connect(url, open_timeout=10)
+            self.socket.send(json.dumps({"type": "auth", "token": self.auth["Authorization"][7:]}))
+            hello = json.loads(self.socket.recv(timeout=10))
+            self.channel = next(c for c in hello["channels"] if c.startswith("notifications:"))
+            self._report("connect", started, None if hello.get("type") == "connected" else f"got {hello}")
+        except Exception as exc:  # noqa: BLE001: every failure is a failed request in the report
+            self._report("connect", started, exc)
+            raise StopUser() from exc
+
+    def on_stop(self) -> None:
+        socket = getattr(self, "socket", None)
+        if socket is not None:
+            socket.close()
+
+    def _report(self, name: str, started: float, error: object) -> None:
+        self.environment.events.request.fire(
+            request_type="WS", name=name, response_time=(time.perf_counter() - started) * 1000,
+            response_length=0, exception=None if error is None else Exception(str(error)), context={})
+
+    @task
+    def notify_myself(self) -> None:
+        import json
+
+        marker = f"locust-{next(_turn)}"
+        body = {"channel": self.channel, "data": {"marker": marker}}
+        started = time.perf_counter()
+        with self.client.post("/api/v1/notifications", json=body, headers=self.auth, catch_response=True) as r:
+            if _check(r) is None:
+                return
+        deadline = started + 5
+        try:
+            while time.perf_counter() < deadline:
+                frame = json.loads(self.socket.recv(timeout=max(0.01, deadline - time.perf_counter())))
+                if frame.get("type") == "ping":
+                    self.socket.send(json.dumps({"type": "pong"}))
+                elif frame.get("type") == "message" and frame["data"].get("marker") == marker:
+                    self._report("notification", started, None)
+                    return
+            self._report("notification", started, "not delivered within 5 s")
+        except Exception as exc:  # noqa: BLE001
+            self._report("notification", started, exc)

@@ -362,6 +362,8 @@ SERVER = Section("server", {
                          "Proxies whose X-Forwarded-For is believed."),
     "reload_interval": F(Duration(), "1s", "How often each worker checks CONFIG_FILE for changes to rbac, "
                          "rate_limits and cors, applied without a restart (0 turns it off)."),
+    "shared_listener": F(Bool(), False, "One listening socket shared by the Granian workers (runtime.serve): "
+                         "worker restarts drop no connection, but connections spread unevenly."),
     "tls_enabled": F(Bool(), False, "Serve HTTPS."),
 }, "HTTP listener.")
 

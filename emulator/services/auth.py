@@ -324,6 +324,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                                        request.page_size, request.page_token)
         return auth_pb2.ListServiceAccountsResponse(items=items, next_page_token=token, total_size=total)
 
+    async def GetServiceAccount(self, request, context):
+        return self.state.service_accounts.get(request.id, Caller.of(context).organization_id)
+
     async def RotateServiceAccountSecret(self, request, context):
         return self.state.service_accounts.rotate(request.id, Caller.of(context).organization_id)
 

@@ -93,6 +93,9 @@ class ServiceAccounts:
             raise not_found("service account", account_id)  # another organization's: not found
         return record
 
+    def get(self, account_id: str, organization_id: str) -> auth_pb2.ServiceAccount:
+        return self._own(account_id, organization_id).account
+
     def rotate(self, account_id: str, organization_id: str) -> auth_pb2.ServiceAccountSecret:
         record = self._own(account_id, organization_id)
         previous = record.account.generation

@@ -104,7 +104,8 @@ def test_chromium_page_authenticates_by_first_message_and_shows_a_notification(s
             viewer = login(client, "viewer@acme.example")
             admin = login(client, "admin@acme.example")
         settings.update(ws=url.replace("http://", "ws://") + "/ws", token=viewer["access_token"])
-        with tempfile.TemporaryDirectory() as profile:
+        # Chromium's helper processes may still write the profile as it exits.
+        with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
             browser = spawn([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                              "--disable-background-networking", "--disable-component-update",
                              "--remote-debugging-port=0", f"--user-data-dir={profile}", page.origin + "/"],

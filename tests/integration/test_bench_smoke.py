@@ -51,7 +51,7 @@ def test_bench_measures_every_target_without_errors(tmp_path: Path) -> None:
 def test_report_runs_every_comparison_and_writes_markdown_and_a_chart(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "loadtests.bench.report", "--workers", "1", "--duration", "1", "--rounds", "1",
-         "--connections", "4", "--out", str(tmp_path)],
+         "--connections", "4", "--out", str(tmp_path), "--ws-sockets", "50", "--ws-broadcasts", "2"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -60,6 +60,7 @@ def test_report_runs_every_comparison_and_writes_markdown_and_a_chart(tmp_path: 
         assert f"| {target.name} | {target.server} |" in report
     # Each gateway read that has a FastAPI twin gets the ratio between the two.
     assert re.search(r"^\| me \| gateway \|.*\| [\d.]+x \|$", report, re.M), report
+    assert re.search(r"^\| gateway \| 50 \|", report, re.M), report  # the WebSocket comparison ran
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -136,8 +136,17 @@ def test_policies_reload_without_a_restart_or_a_failed_request(reloading):
     assert load.statuses and set(load.statuses) <= {200, 429}, set(load.statuses)
 
 
-def test_sighup_restarts_workers_one_at_a_time_without_losing_a_request(reloading):
-    path, url, process = reloading
+@pytest.fixture()
+def shared_listener(stack, tmp_path):
+    """A 2-worker gateway whose workers share one listener (runtime.serve, ERP_SERVER_SHARED_LISTENER)."""
+    env = clean_env(**stack.environment(), ERP_SERVER_SHARED_LISTENER="true", ERP_LOGGING_LEVEL="warning")
+    process, url = start_gateway(env, workers=2)
+    yield None, url, process
+    stop(process)
+
+
+def test_sighup_restarts_workers_one_at_a_time_without_losing_a_request(shared_listener):
+    path, url, process = shared_listener
     with httpx.Client(base_url=url, timeout=10) as c:
         admin = bearer(login(c, "admin@acme.example"))
 

@@ -16,6 +16,8 @@ from emulator.ports import free_port, wait_for_http
 from emulator.processes import spawn, stop
 
 from tests.journey import run_auth_journey
+from tests.conftest import login
+from tests.integration.test_cache import bearer
 from tests.support import DEMO_PASSWORD, granian_env, start_gateway
 
 ANONYMOUS_LIMIT = 30  # per minute and client address; the other tests here stay well under it
@@ -30,6 +32,7 @@ def render(upstreams: list[str], port: int, tmp: pathlib.Path) -> pathlib.Path:
     assert count == 2, "the shipped config should list two instances"
     site = site.replace("    least_conn;\n", "    least_conn;\n" + servers)
     site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    site = site.replace("/var/log/nginx/", f"{tmp}/")
     (tmp / "site.conf").write_text(site)
     main = tmp / "nginx.conf"
     main.write_text(
@@ -41,8 +44,7 @@ pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    log_format upstream '$request_method $uri $status upstream=$upstream_addr';
-    access_log {tmp}/access.log upstream;
+    access_log off;  # the site's own access log (erp-gateway.log) is the one under test
     client_body_temp_path {tmp}/body;
     proxy_temp_path {tmp}/proxy;
     fastcgi_temp_path {tmp}/fastcgi;
@@ -97,7 +99,16 @@ def test_crud_through_nginx_reaches_both_instances(balanced):
         assert c.delete(f"/api/v1/crm/customers/{ident}", headers=bearer).status_code == 200
         assert c.get(f"/api/v1/crm/customers/{ident}", headers=bearer).status_code == 404
     # nginx spread the requests over both instances.
-    assert len(set(re.findall(r"upstream=(\S+)", (tmp / "access.log").read_text()))) == 2
+    assert len(set(re.findall(r"upstream=(\S+)", (tmp / "erp-gateway.log").read_text()))) == 2
+
+
+def test_the_access_log_keeps_no_query_string(balanced):
+    url, _, tmp = balanced
+    with httpx.Client(base_url=url, timeout=10) as c:
+        c.get("/health?token=secret-in-the-query")
+    log = (tmp / "erp-gateway.log").read_text()
+    assert "GET /health HTTP/1.1" in log
+    assert "secret-in-the-query" not in log
 
 
 def test_the_client_address_comes_from_x_forwarded_for(balanced):
@@ -122,3 +133,33 @@ def test_losing_an_instance_loses_no_read(balanced, stack):
         stop(instances[0][0])
         statuses = [c.get("/api/v1/auth/me", headers=bearer).status_code for _ in range(20)]
     assert statuses == [200] * 20
+
+
+def test_a_websocket_upgrades_through_nginx_and_receives_a_notification(balanced):
+    """The upgrade passes nginx (Upgrade/Connection headers, HTTP/1.1 upstream) and a
+    notification published through the REST side reaches the socket."""
+    import asyncio
+    import json
+
+    import websockets
+
+    url, _, _ = balanced
+    with httpx.Client(base_url=url, timeout=10) as c:
+        viewer = login(c, "viewer@acme.example")
+
+    async def journey() -> dict:
+        async with websockets.connect(url.replace("http://", "ws://") + "/ws") as socket:
+            await socket.send(json.dumps({"type": "auth", "token": viewer["access_token"]}))
+            hello = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            assert hello["type"] == "connected", hello
+            async with httpx.AsyncClient(base_url=url, timeout=10) as c:
+                sent = await c.post("/api/v1/notifications", headers=bearer(viewer),
+                                    json={"channel": f"notifications:{viewer['user']['id']}", "data": {"n": 1}})
+            assert sent.status_code == 202, sent.text
+            while True:
+                frame = json.loads(await asyncio.wait_for(socket.recv(), 10))
+                if frame["type"] == "message":
+                    return frame
+
+    frame = asyncio.run(journey())
+    assert frame["data"] == {"n": 1} and frame["user_id"] == viewer["user"]["id"]

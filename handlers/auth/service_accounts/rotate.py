@@ -9,8 +9,11 @@ from runtime.protobuf import to_dict
           tags=["auth"], response=WITH_SECRET)
 async def rotate_service_account(req, ctx, id):
     """A new client secret (shown once); the old one and every token it obtained stop working."""
+    # Revoke first: if the revocation cannot be stored (503), nothing has changed and the
+    # client retries; rotating first could lose the new secret with the answer.
+    current = await ctx.backends.auth.GetServiceAccount(auth_pb2.ServiceAccountRef(id=id))
+    await revoke_generation(ctx.resources, current.generation)
     rotated = await ctx.backends.auth.RotateServiceAccountSecret(auth_pb2.ServiceAccountRef(id=id))
-    await revoke_generation(ctx.resources, rotated.previous_generation)
     answer = to_dict(rotated.account)
     answer["client_secret"] = rotated.client_secret
     return Reply(answer, message="Secret rotated; store the new client secret now, it is not shown again")

@@ -99,6 +99,11 @@ class AuthServiceStub:
                 request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.CreateServiceAccountRequest.SerializeToString,
                 response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountSecret.FromString,
                 _registered_method=True)
+        self.GetServiceAccount = channel.unary_unary(
+                '/erp.auth.v1.AuthService/GetServiceAccount',
+                request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountRef.SerializeToString,
+                response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccount.FromString,
+                _registered_method=True)
         self.ListServiceAccounts = channel.unary_unary(
                 '/erp.auth.v1.AuthService/ListServiceAccounts',
                 request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListServiceAccountsRequest.SerializeToString,
@@ -213,6 +218,12 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetServiceAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListServiceAccounts(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -306,6 +317,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.CreateServiceAccount,
                     request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.CreateServiceAccountRequest.FromString,
                     response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountSecret.SerializeToString,
+            ),
+            'GetServiceAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServiceAccount,
+                    request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountRef.FromString,
+                    response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccount.SerializeToString,
             ),
             'ListServiceAccounts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListServiceAccounts,
@@ -679,6 +695,33 @@ class AuthService:
             '/erp.auth.v1.AuthService/CreateServiceAccount',
             proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.CreateServiceAccountRequest.SerializeToString,
             proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServiceAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.auth.v1.AuthService/GetServiceAccount',
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccountRef.SerializeToString,
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ServiceAccount.FromString,
             options,
             channel_credentials,
             insecure,
