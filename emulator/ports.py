@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -26,13 +27,14 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
-def wait_for_http(url: str, process: subprocess.Popen, timeout: float) -> bool:
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float, context: ssl.SSLContext | None = None) -> bool:
     """Until GET `url` answers 2xx, while `process` lives. Granian opens its port before its
-    workers have run their lifespan start-up, so an open port is not a ready app."""
+    workers have run their lifespan start-up, so an open port is not a ready app. `context`
+    verifies an https URL."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            with urllib.request.urlopen(url, timeout=1) as answer:
+            with urllib.request.urlopen(url, timeout=1, context=context) as answer:
                 if 200 <= answer.status < 300:
                     return True
         except (OSError, urllib.error.URLError):

@@ -24,7 +24,8 @@ if sys.platform.startswith("linux") and _SETPRIV is None:
 
 
 def _die_with_parent() -> None:
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen:

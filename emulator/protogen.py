@@ -11,7 +11,10 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
-from grpc_tools import protoc
+try:
+    from grpc_tools import protoc
+except ImportError:  # production installs leave the emulator's extra out
+    raise SystemExit("gw proto needs the emulator extra: pip install -e '.[emulator]'") from None
 
 REPO = Path(__file__).resolve().parents[1]
 PROTO_ROOT = REPO / "proto"

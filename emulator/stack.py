@@ -4,9 +4,10 @@ that points a gateway at them. `gw serve`, `gw backends` and `gw invoke` all sta
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
-from emulator.services import start_backends
+from emulator.services import Backends, start_backends
 from emulator.services.faults import Fault, apply_faults
 from emulator.valkey import EmbeddedValkey
 from runtime.config import Config
@@ -20,8 +21,9 @@ def _port(address: str) -> int:
 
 class LocalStack:
     def __init__(self, config: Config, *, free_ports: bool, host: str = "127.0.0.1",
-                 faults: dict[str, Fault] | None = None) -> None:
+                 faults: dict[str, Fault] | None = None, tls: dict[str, Any] | None = None) -> None:
         self.config = config
+        self.tls = tls  # service -> grpc.ServerCredentials: those backends serve TLS
         self.faults = faults or {}  # applied once the services are up (see emulator.services.faults)
         self.host = host
         if free_ports:
@@ -32,7 +34,7 @@ class LocalStack:
             self.ports["jwks"] = urlsplit(config.jwt.jwks_url).port or 80
             valkey_port = config.redis.port
         self.valkey = EmbeddedValkey(port=valkey_port, host=host)
-        self.backends = None
+        self.backends: Backends | None = None
 
     async def start(self) -> "LocalStack":
         self.valkey.start()
@@ -42,6 +44,7 @@ class LocalStack:
                 self.ports,
                 issuer=self.config.jwt.issuer,
                 audience=self.config.jwt.audience,
+                tls=self.tls,
             )
             await apply_faults(self.backends.servers, self.faults)
         except BaseException:
@@ -60,8 +63,10 @@ class LocalStack:
 
     def environment(self) -> dict[str, str]:
         """ERP_* variables that make a gateway use this stack."""
-        env = {f"ERP_GRPC_SERVICES_{name.upper()}": self.backends.addresses[name] for name in SERVICES}
-        env["ERP_JWT_JWKS_URL"] = self.backends.jwks_url
+        backends = self.backends
+        assert backends is not None, "start() the stack first"
+        env = {f"ERP_GRPC_SERVICES_{name.upper()}": backends.addresses[name] for name in SERVICES}
+        env["ERP_JWT_JWKS_URL"] = backends.jwks_url
         env["ERP_REDIS_HOST"] = self.valkey.host
         env["ERP_REDIS_PORT"] = str(self.valkey.port)
         return env

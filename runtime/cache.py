@@ -84,6 +84,7 @@ class Cache:
 
     def _scope(self, ctx: "Context", policy: str) -> str:
         principal = ctx.principal
+        assert principal is not None, "cached routes require authentication"  # checked at start-up
         if self.policies[policy].scope == "user":
             return f"user:{principal.user_id}"
         return f"org:{principal.organization_id}"
@@ -130,8 +131,8 @@ class Cache:
         near_key = (local_key, f"{policy}:{scope}", generation) if generation is not None else None
         if found[0] is not _MISS:
             self._hand_over(local_key, future, found[0])
-            if near_key is not None and found[3] > 0:
-                near.put(near_key[0], near_key[1], found[0], found[2], found[3] / 1000, generation)
+            if near is not None and generation is not None and found[3] > 0:
+                near.put(local_key, f"{policy}:{scope}", found[0], found[2], found[3] / 1000, generation)
             return found[0], True
         fill = asyncio.get_running_loop().create_task(self._fill(policy, found[1], found[2], load, near_key))
         fill.add_done_callback(lambda task: self._hand_over(local_key, future, task))
@@ -147,8 +148,8 @@ class Cache:
             future.set_result(outcome)
         elif outcome.cancelled():  # only at shutdown: nobody is left to serve
             future.set_result(_LEFT)
-        elif outcome.exception() is not None:  # the backend's own answer (404, 503...): theirs too
-            future.set_exception(outcome.exception())
+        elif (error := outcome.exception()) is not None:  # the backend's own answer (404, 503...): theirs too
+            future.set_exception(error)
             future.exception()  # retrieved: no "never retrieved" warning when nobody waited
         else:
             future.set_result(outcome.result())
@@ -185,7 +186,7 @@ class Cache:
         try:
             data = await load()
         except BaseException:
-            if locked:  # let the next reader load at once instead of waiting out our lock
+            if locked and key is not None:  # let the next reader load at once instead of waiting out our lock
                 await self._release(key + _LOCK)
             raise
         if key is None:

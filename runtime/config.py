@@ -21,7 +21,7 @@ import math
 import os
 import re
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 from urllib.parse import urlsplit
 
 import yaml
@@ -64,7 +64,7 @@ class _Invalid(Exception):
 # A kind parses a raw value (YAML scalar/list, or an env string) and renders it back.
 
 class Kind:
-    expected = "a value"
+    expected: Any = "a value"  # a str, or a property that builds one
 
     def parse(self, v: Any) -> Any:
         raise NotImplementedError
@@ -88,7 +88,9 @@ class Str(Kind):
 
 
 class _Number(Kind):
-    noun, cast, types = "a number", float, (int, float)
+    noun: str = "a number"
+    cast: Callable[[Any], Any] = float
+    types: Any = (int, float)
 
     def __init__(self, min: float | None = None, max: float | None = None):
         self.min, self.max = min, max
@@ -126,7 +128,7 @@ class Float(_Number):
 
 class Bool(Kind):
     expected = "a boolean (true/false, yes/no, 1/0)"
-    _WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    _WORDS: ClassVar[dict[str, bool]] = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
     def parse(self, v: Any) -> bool:
         if isinstance(v, bool):
@@ -208,6 +210,8 @@ class Enum(Kind):
         self.expected = "one of " + ", ".join(choices)
 
     def parse(self, v: Any) -> str:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):  # YAML reads `1.3` as a number
+            v = str(v)
         if isinstance(v, str):
             for c in self.choices:
                 if c.lower() == v.strip().lower():
@@ -325,6 +329,37 @@ _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256")
 
 
+def _readable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.R_OK)
+
+
+def _check_files(c: Any, *fields: str) -> None:
+    for field in fields:
+        path = getattr(c, field)
+        if path and not _readable(path):
+            raise ValueError(f"{field}: {path!r} is not a readable file")
+
+
+def _check_server_tls(c: Any) -> None:
+    if not c.tls_enabled:
+        return
+    for field in ("tls_cert_file", "tls_key_file"):
+        if not getattr(c, field):
+            raise ValueError(f"{field}: missing (expected a PEM file path when tls_enabled is true)")
+    _check_files(c, "tls_cert_file", "tls_key_file")
+    with open(c.tls_key_file, "rb") as fh:
+        head = fh.read(64)
+    if b"-----BEGIN RSA PRIVATE KEY" in head or b"-----BEGIN EC PRIVATE KEY" in head:
+        raise ValueError(f"tls_key_file: {c.tls_key_file!r} is not PKCS#8, which Granian requires "
+                         "(convert it with: openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY8)")
+
+
+def _check_grpc_tls(c: Any) -> None:
+    if bool(c.cert_file) != bool(c.key_file):
+        raise ValueError("cert_file: mutual TLS needs both cert_file and key_file (or neither, for TLS)")
+    _check_files(c, "ca_file", "cert_file", "key_file")
+
+
 def _check_cors(c: Any) -> None:
     # Browsers reject `Access-Control-Allow-Origin: *` with credentials.
     if c.allow_credentials and "*" in c.allowed_origins:
@@ -347,15 +382,17 @@ def _domain_services() -> dict[str, str]:
 
 
 _NOT_BUILT = "not acted on yet"
-_GRANIAN = "not acted on yet: Granian's own --host/--port/--workers decide"
 
 SERVER = Section("server", {
-    "host": F(Str(), "0.0.0.0", "Listen address.", pending=_GRANIAN),
-    "port": F(Int(1, 65535), 8080, "Listen port.", pending=_GRANIAN),
-    "read_timeout": F(Duration(min=0.001), "30s", "Time allowed to read a request.", pending=_NOT_BUILT),
+    "host": F(Str(), "0.0.0.0", "Listen address of `python -m runtime.serve` (gw serve: its --host)."),
+    "port": F(Int(1, 65535), 8080, "Listen port (gw serve: unless --port)."),
+    "read_timeout": F(Duration(min=0.001, max=60), "30s",
+                      "Time allowed to read a request: its headers (Granian's HTTP/1 header read timeout) "
+                      "and its whole body (408)."),
     "write_timeout": F(Duration(min=0.001), "30s", "Time allowed to write a response.", pending=_NOT_BUILT),
-    "shutdown_timeout": F(Duration(), "10s", "Grace period for in-flight requests on stop.", pending=_NOT_BUILT),
-    "workers": F(Int(1, 64), 1, "Worker processes.", pending=_GRANIAN),
+    "shutdown_timeout": F(Duration(min=1, max=1800), "10s",
+                          "Grace period for in-flight requests on stop, then workers are killed."),
+    "workers": F(Int(1, 64), 1, "Granian worker processes (gw serve: unless --workers)."),
     "max_body_bytes": F(Int(min=1), 1_048_576, "Largest accepted request body."),
     "request_timeout": F(Duration(min=0.001), "30s", "Per-request budget across all backend calls."),
     "trusted_proxies": F(List(Str(_ip_or_cidr, "an IP address or CIDR")), [],
@@ -364,8 +401,12 @@ SERVER = Section("server", {
                          "rate_limits and cors, applied without a restart (0 turns it off)."),
     "shared_listener": F(Bool(), False, "One listening socket shared by the Granian workers (runtime.serve): "
                          "worker restarts drop no connection, but connections spread unevenly."),
-    "tls_enabled": F(Bool(), False, "Serve HTTPS."),
-}, "HTTP listener.")
+    "tls_enabled": F(Bool(), False, "Serve HTTPS only (Granian's TLS), and send HSTS."),
+    "tls_cert_file": F(Str(), "", "PEM certificate chain served to clients (required with tls_enabled)."),
+    "tls_key_file": F(Str(), "", "PEM private key of that certificate, PKCS#8 (required with tls_enabled)."),
+    "tls_key_password": F(Str(), "", "Password of an encrypted tls_key_file.", secret=True),
+    "tls_min_version": F(Enum("1.2", "1.3"), "1.2", "Oldest TLS version accepted."),
+}, "HTTP listener.", validate=lambda c: _check_server_tls(c))
 
 REDIS = Section("redis", {
     "host": F(Str(), "localhost", "Redis-protocol server (Valkey by default)."),
@@ -388,6 +429,20 @@ KAFKA = Section("kafka", {
     "batch_size": F(Int(min=1), 100, "Events per batch."),
     "enabled": F(Bool(), False, "Publish events at all."),
 }, "Event publishing.", pending="not acted on yet: event publishing is not built")
+
+GRPC_TLS = Section("grpc_tls", {
+    "ca_file": F(Str(), "", "PEM CA bundle the service's certificate must chain to (empty: the system's roots)."),
+    "cert_file": F(Str(), "", "Client certificate for mutual TLS (empty: TLS without a client certificate)."),
+    "key_file": F(Str(), "", "Private key of the client certificate."),
+    "server_name": F(Str(), "", "Name the service's certificate must carry, when not the host of its address."),
+}, validate=_check_grpc_tls)
+
+
+def _check_grpc(c: Any) -> None:
+    for name in c.tls:
+        if name not in c.services:
+            raise ValueError(f"tls.{name}: not a backend service (known: {', '.join(c.services)})")
+
 
 def _check_backoff(c: Any) -> None:
     if c.backoff_base > c.backoff_max:
@@ -415,7 +470,9 @@ GRPC = Section("grpc", {
     "retry": F(GRPC_RETRY, doc="Retry budget and backoff."),
     "breaker": F(GRPC_BREAKER, doc="Circuit breaker per backend."),
     "health_interval": F(Duration(min=0.05), "2s", "How often each backend's grpc.health.v1 is checked (for /ready)."),
-}, "Backend gRPC services.")
+    "tls": F(SectionMap(GRPC_TLS), {},
+             "Per service: TLS to it (mutual TLS with cert_file and key_file); a service not listed is plaintext."),
+}, "Backend gRPC services.", validate=_check_grpc)
 
 JWT = Section("jwt", {
     "jwks_url": F(HTTP_URL, "http://localhost:8000/.well-known/jwks.json", "Where signing keys are fetched."),
@@ -467,8 +524,9 @@ def _check_rate_limit_policy(p: Any) -> None:
 RATE_LIMIT_POLICY = Section("rate_limit_policy", {
     "limit": F(Int(min=1), REQUIRED, "Requests allowed per window."),
     "window": F(Duration(min=0.001), "1m", "The window the limit applies to."),
-    "key": F(Enum("user", "ip", "email_ip"), "ip",
-             "What is counted: the signed-in user, the client IP, or the login email with the client IP."),
+    "key": F(Enum("user", "ip", "email_ip", "domain"), "ip",
+             "What is counted: the signed-in user, the client IP, the login email with the client IP, "
+             "or the body's `domain` (registration)."),
     "mode": F(Enum("exact", "synced"), "synced",
               "exact: one Valkey round trip per request; synced: counted per worker, reconciled every "
               "sync_interval (stays exact when the fleet's overshoot would exceed 10% of the limit)."),
@@ -496,8 +554,10 @@ RATE_LIMITS = Section("rate_limits", {
         "anonymous": {"limit": 60, "window": "1m", "key": "ip"},
         "login": {"limit": 10, "window": "1m", "key": "email_ip"},
         "service": {"limit": 1200, "window": "1m", "key": "user"},
+        "register": {"limit": 10, "window": "1h", "key": "ip"},
+        "register_domain": {"limit": 5, "window": "1h", "key": "domain"},
     }, "Named policies; `user` (a person), `service` (a service account) or `anonymous` applies "
-       "to every route, a route may add one."),
+       "to every route, a route may add some."),
 }, "Request rate limits, shared by every instance through Valkey.", validate=_check_rate_limits)
 
 ROLE = Section("role", {
@@ -565,12 +625,25 @@ SECURITY = Section("security", {
                                 "to be revoked (fail_open) or answer 503 (fail_closed)."),
 }, "Security trade-offs under failure.")
 
+
+LIMITS = Section("limits", {
+    "max_in_flight_per_address": F(Int(min=1), 32, "Requests one client address may have in progress at once, "
+                                   "per worker; more are answered 429 and their connection closed."),
+    "max_record_bytes": F(Int(min=256), 65_536, "Largest record a client may write, encoded; larger is 413."),
+    "max_response_bytes": F(Int(min=1024), 2_097_152, "Largest list page a backend may answer, encoded; larger "
+                            "is 400 naming page_size."),
+}, "Bounds on what one client or one request may take (issue: abuse resistance).")
+
+
 SECTIONS: tuple[Section, ...] = (SERVER, REDIS, KAFKA, GRPC, JWT, LOGGING, CORS, RBAC, CACHE, RATE_LIMITS, IDEMPOTENCY,
-                                 SECURITY, REALTIME)
+                                 SECURITY, REALTIME, LIMITS)
 
 _ROOT = Section("", {s.name: F(s, doc=s.doc, pending=s.pending) for s in SECTIONS},
                 "Gateway configuration.", cls_name="Config")
-Config = _ROOT.cls
+if TYPE_CHECKING:  # built from the schema at import time; to a type checker, any object
+    Config = Any
+else:
+    Config = _ROOT.cls
 
 
 # ---------------------------------------------------------------------- engine
@@ -726,9 +799,9 @@ def _freeze(sec: Section, node: dict, prefix: str, sources: Mapping[str, str]) -
             raise
         except ValueError as e:
             field, sep, rest = str(e).partition(": ")
-            key = prefix + field
-            if sep and key in sources:  # "limit: ..." names one leaf: name its key and source
-                raise ConfigError(f"{key}: {rest}{_origin(sources.get(key, 'default'))}") from None
+            if sep and field.split(".")[0] in sec.fields:  # "limit: ..." names a key: say which, and from where
+                key, source = prefix + field, sources.get(prefix + field, "default")
+                raise ConfigError(f"{key}: {rest}{_origin(source) if source != 'default' else ''}") from None
             raise ConfigError(f"{prefix[:-1] or 'config'}: {e}") from None
     return obj
 

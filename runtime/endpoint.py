@@ -37,7 +37,7 @@ class Route:
     handler: Handler
     auth: str = "required"
     permission: str | None = None
-    rate_limit: str | bool | None = None  # a policy name added to the default; False: exempt
+    rate_limit: str | tuple[str, ...] | bool | None = None  # policy names added to the default; False: exempt
     cache: str | None = None  # a cache policy name (config `cache.policies`): cache-aside for GETs
     invalidates: tuple[str, ...] = ()  # cache policies a successful write makes stale
     status: int = 200
@@ -74,7 +74,7 @@ def endpoint(
     *,
     auth: bool | str = True,
     permission: str | None = None,
-    rate_limit: str | bool | None = None,
+    rate_limit: str | tuple[str, ...] | bool | None = None,
     cache: str | None = None,
     invalidates: Iterable[str] = (),
     status: int = 200,
@@ -91,7 +91,7 @@ def endpoint(
     method = method.upper()
     if method not in METHODS:
         raise ValueError(f"{path}: unsupported method {method!r}")
-    mode = {True: "required", False: "none"}.get(auth, auth)  # type: ignore[call-overload]
+    mode = "required" if auth is True else "none" if auth is False else auth
     if mode not in AUTH_MODES:
         raise ValueError(f"{path}: auth must be one of {AUTH_MODES}, not {auth!r}")
     if not path.startswith("/"):
@@ -101,8 +101,10 @@ def endpoint(
             raise ValueError(f"{method} {path}: permission {permission!r} must be domain.resource:action, no wildcards")
         if mode == "none":
             raise ValueError(f"{method} {path}: a permission needs an authenticated caller (auth=True)")
-    if not (rate_limit is None or rate_limit is False or (isinstance(rate_limit, str) and rate_limit)):
-        raise ValueError(f"{method} {path}: rate_limit is a policy name, or False to exempt the route")
+    names = (rate_limit,) if isinstance(rate_limit, str) else rate_limit
+    if not (rate_limit is None or rate_limit is False or (
+            isinstance(names, tuple) and names and all(isinstance(n, str) and n for n in names))):
+        raise ValueError(f"{method} {path}: rate_limit is a policy name or a tuple of them, or False to exempt the route")
     if etag and method != "GET":
         raise ValueError(f"{method} {path}: an ETag validates reads; only a GET can declare etag=True")
 

@@ -9,6 +9,32 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, Mapping
 
+# An error body is bounded whatever the request held (a body of 100k unknown keys must not
+# draw 100k lines back): the first MAX_ERROR_FIELDS fields, then how many more there were.
+MAX_ERROR_FIELDS = 20
+MAX_PROBLEMS_PER_FIELD = 5
+MAX_FIELD_NAME = 100  # characters of a field name echoed back
+MORE_FIELDS = "_more"  # the key that carries the count of fields left out
+
+
+def bounded_errors(errors: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """At most MAX_ERROR_FIELDS fields (names cut to MAX_FIELD_NAME), each with at most
+    MAX_PROBLEMS_PER_FIELD problems; the rest counted under `_more`."""
+    if len(errors) <= MAX_ERROR_FIELDS and all(
+        len(k) <= MAX_FIELD_NAME and len(v) <= MAX_PROBLEMS_PER_FIELD for k, v in errors.items()
+    ):
+        return dict(errors)
+    out: dict[str, list[str]] = {}
+    for name, problems in errors.items():
+        if len(out) == MAX_ERROR_FIELDS:
+            break
+        key = name if len(name) <= MAX_FIELD_NAME else name[: MAX_FIELD_NAME - 1] + "\u2026"
+        out.setdefault(key, []).extend(problems[:MAX_PROBLEMS_PER_FIELD])
+    left = len(errors) - len(out)
+    if left > 0:
+        out[MORE_FIELDS] = [f"{left} more field{'s' * (left > 1)} with problems not listed"]
+    return out
+
 
 class ApiError(Exception):
     """An error the client is told about: stable `code`, HTTP `status`, field errors."""
@@ -36,7 +62,7 @@ class ApiError(Exception):
     def body(self, request_id: str) -> dict[str, Any]:
         doc: dict[str, Any] = {"success": False, "message": self.message, "code": self.code}
         if self.errors:
-            doc["errors"] = self.errors
+            doc["errors"] = bounded_errors(self.errors)
         if self.data is not None:
             doc["data"] = self.data
         doc["request_id"] = request_id
@@ -76,6 +102,14 @@ class MethodNotAllowed(ApiError):
     status, code, message = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
 
 
+class RequestTimeout(ApiError):
+    status, code, message = 408, "REQUEST_TIMEOUT", "The request was not received in time"
+
+    def __init__(self, message: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("Connection", "close")  # the rest of the body is not awaited
+
+
 class Conflict(ApiError):
     status, code, message = 409, "CONFLICT", "Conflict"
 
@@ -98,6 +132,10 @@ class UnsupportedMediaType(ApiError):
 
 class RateLimited(ApiError):
     status, code, message = 429, "RATE_LIMITED", "Too many requests"
+
+
+class HttpVersionNotSupported(ApiError):
+    status, code, message = 505, "HTTP_VERSION_NOT_SUPPORTED", "Use HTTP/1.0, HTTP/1.1 or HTTP/2"
 
 
 class HeadersTooLarge(ApiError):

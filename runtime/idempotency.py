@@ -65,6 +65,7 @@ class IdempotencyStore:
 
     def _slot(self, ctx: Context, key: str) -> str:
         p = ctx.principal
+        assert p is not None  # only signed-in writes carry an Idempotency-Key
         digest = hashlib.sha256(key.encode()).hexdigest()
         return f"{self.prefix}{p.organization_id}:{p.user_id}:{digest}"
 

@@ -21,6 +21,7 @@ from runtime.realtime import shutdown
 from runtime.request_id import request_id
 from runtime.reload import ConfigReloader, swap_policies
 from runtime.resources import Resources
+from runtime.security.client_guard import CLIENT_IP
 from runtime.security.client_ip import ClientIp
 from runtime.security.cors import Cors
 from runtime.security.request_size import check_request_size
@@ -75,8 +76,9 @@ class GatewayMiddleware:
         if getattr(self.state, "realtime", None) is not None:
             # Sockets first, with 1001: clients reconnect to another instance and resume.
             await self.state.realtime.close_all()
-        if getattr(self, "reloader", None) is not None:
-            await self.reloader.close()
+        reloader = getattr(self, "reloader", None)
+        if reloader is not None:
+            await reloader.close()
         if self.state.resources is not None:
             await self.state.resources.close()
             self.state.resources = None
@@ -85,7 +87,9 @@ class GatewayMiddleware:
         req.context.started = time.perf_counter()
         req.context.request_id = request_id(req.get_header("X-Request-ID"))
         req.context.user_id = None
-        req.context.client_ip = self.client_ip.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
+        # Resolved once by the ASGI guard in front (runtime.security.client_guard).
+        req.context.client_ip = req.scope.get(CLIENT_IP) or self.client_ip.resolve(
+            req.remote_addr, req.get_header("X-Forwarded-For"))
         check_request_size(req.scope)  # 414 / 431 in the envelope, before any other work
 
     async def process_response(

@@ -26,7 +26,7 @@ from runtime.timestamps import RFC3339_PATTERN
 
 Schema = dict[str, Any]
 
-_SECURITY = {"required": [{"bearerAuth": []}], "optional": [{"bearerAuth": []}, {}], "none": []}
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {"required": [{"bearerAuth": []}], "optional": [{"bearerAuth": []}, {}], "none": []}
 
 INFO = {
     "title": "ERP API Gateway",

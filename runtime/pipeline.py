@@ -6,8 +6,9 @@ body validation -> cache (reads) -> handler -> invalidation (writes) -> envelope
 stage runs only when the route declares it.
 
 The rate limit (runtime.security.route_limits) runs right after authentication, because
-its default budget is per user; on a route whose named policy is keyed on the body (login:
-email and client IP) it runs right after body validation instead, still as one check.
+its default budget is per user, and before the body is read; a named policy keyed on the
+body (login: email and client IP) is checked again right after body validation. A request
+whose authentication fails spends the anonymous budget of its address.
 
 A cached read pays no Valkey round trip in the usual case: the rate limit is counted in the
 worker (runtime.security.synced_limits) and the entry comes from the near cache
@@ -170,9 +171,15 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
     async def respond(req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: str) -> None:
         resources = state.resources
         ctx = Context(resources, route, req.context.request_id, req.context.client_ip)
+        req.context.rate_counted = limits is not None
         if route.auth != "none":
-            await authenticate(req, ctx)
-        if limits is not None and not limits.needs_body:
+            try:
+                await authenticate(req, ctx)
+            except Unauthenticated:
+                if limits is not None:  # a failed sign-in is anonymous: it spends the address's budget
+                    await limits.enforce_anonymous(resp, ctx)
+                raise
+        if limits is not None:  # before the body: a refused client never gets to send one
             await limits.enforce(resp, ctx)
         if route.permission is not None:
             authorize(ctx, route.permission)
@@ -180,7 +187,7 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
             limit = max_body or resources.config.server.max_body_bytes
             ctx.body = route.body.validate(await read_json(req, limit))
             if limits is not None and limits.needs_body:
-                await limits.enforce(resp, ctx)
+                await limits.enforce_body(resp, ctx)
         if route.query is not None or req.query_string:
             ctx.query = validate_query(req, route)
         if params:

@@ -28,4 +28,4 @@ def probe(path: str = "/health", timeout: float = 2.0) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if probe(*sys.argv[1:2]) else 1)
+    sys.exit(0 if probe(sys.argv[1] if len(sys.argv) > 1 else "/health") else 1)

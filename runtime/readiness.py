@@ -26,6 +26,8 @@ DEPENDENCY = Record("Dependency", {
     "breaker": {"type": "string", "enum": ["closed", "open", "half_open"],
                 "description": "gRPC backends, and valkey's request path: the circuit breaker"},
     "in_flight": {"type": "integer", "minimum": 0, "description": "gRPC backends: calls in progress"},
+    "tls": {"type": "string", "enum": ["none", "server", "mutual"],
+            "description": "gRPC backends: plaintext, TLS, or mutual TLS (grpc.tls)"},
     "rate_limits": {"type": "string", "enum": ["shared", "local"], "description": "valkey: where rate limits are counted"},
     "revocations": {"type": "string",
                     "enum": ["synced", "per-request", "unchecked (fail_open)", "unchecked (fail_closed)"],
@@ -37,7 +39,7 @@ DEPENDENCY = Record("Dependency", {
                  "description": "valkey: whether this worker's realtime fan-out subscription is live"},
     "near_cache": {"type": "string", "enum": ["live", "blind"],
                    "description": "valkey: the per-worker near cache; blind (flushed and bypassed) while invalidations cannot be received"},
-}, optional=("error", "breaker", "in_flight", "rate_limits", "revocations", "revocation_checks_unchecked",
+}, optional=("error", "breaker", "in_flight", "tls", "rate_limits", "revocations", "revocation_checks_unchecked",
              "realtime", "near_cache"),
    doc="One dependency's health")
 READINESS = Record("Readiness", {
@@ -61,6 +63,7 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         if client is not None:
             result["breaker"] = client.breaker.state
             result["in_flight"] = client.in_flight
+            result["tls"] = client.tls
         result["required"] = name in resources.required
         dependencies[name] = result
     valkey = dependencies.get("valkey")

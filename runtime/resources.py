@@ -6,6 +6,9 @@ channel nor a Valkey connection pool may cross a fork.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+
 import valkey.asyncio as valkey_asyncio
 
 from runtime.auth.jwks import JwksCache
@@ -24,6 +27,17 @@ from runtime.security.ratelimit import RateLimiter
 from runtime.security.synced_limits import SyncedLimiter
 from runtime.idempotency import IdempotencyStore
 from runtime.valkey_mux import Tracker, ValkeyMux
+
+
+log = logging.getLogger("gateway")
+
+
+def _loopback(target: str) -> bool:
+    host = target.rpartition(":")[0].strip("[]")
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Resources:
@@ -50,7 +64,11 @@ class Resources:
         self.valkey_mux = ValkeyMux.from_config(r)
         domains = declared()
         self.backends = Backends(dict(config.grpc.services), {n: d.stub for n, d in domains.items()},
-                                 CallPolicy.from_config(config.grpc))
+                                 CallPolicy.from_config(config.grpc), config.grpc.tls)
+        for name, client in self.backends.clients.items():
+            if client.tls == "none" and not _loopback(client.target):
+                log.warning(f"backend {name} at {client.target} is called in clear text, user and organization "
+                            f"metadata included (set grpc.tls.{name})")
         # Dependencies without which /ready answers 503 (the domains that say so).
         self.required = frozenset(n for n, d in domains.items() if d.required)
         checks = {name: grpc_health_check(c.channel) for name, c in self.backends.clients.items()}

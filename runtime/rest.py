@@ -26,6 +26,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
 from runtime.context import Context
+from runtime.errors import PayloadTooLarge, ValidationFailed
 from runtime.protobuf import to_dict
 from runtime.reply import Reply
 from runtime.schema import Body, Field
@@ -105,8 +106,14 @@ class Collection:
     def _call(self, ctx: Context, rpc: str, request: Message) -> Any:
         return getattr(getattr(ctx.backends, self.service), rpc)(request)
 
-    def _record(self, data: Mapping[str, Any], **extra: Any) -> Message:
-        return json_format.ParseDict({**data, **extra}, self.message())
+    def _record(self, ctx: Context, data: Mapping[str, Any], **extra: Any) -> Message:
+        record = json_format.ParseDict({**data, **extra}, self.message())
+        limit = ctx.resources.config.limits.max_record_bytes
+        size = record.ByteSize()
+        if size > limit:  # bounded work per record, for every later read of it too
+            raise PayloadTooLarge(f"A {self.name.lower()} is at most {limit} bytes encoded",
+                                  errors={"body": [f"encodes to {size} bytes; the limit is {limit}"]})
+        return record
 
     async def list(self, ctx: Context) -> dict[str, Any]:
         query = dict(ctx.query or {})
@@ -117,6 +124,10 @@ class Collection:
             **{_REQUEST_FIELD.get(name, name): value for name, value in query.items()},
         )
         answer = await self._call(ctx, f"List{self._plural}", request)
+        limit, size = ctx.resources.config.limits.max_response_bytes, answer.ByteSize()
+        if size > limit:  # refused before it is encoded, cached or sent
+            raise ValidationFailed("This page is too large; ask for fewer items", errors={
+                "page_size": [f"the page is {size} bytes encoded, over the {limit} byte limit; ask for fewer items"]})
         return {
             "items": [to_dict(row) for row in getattr(answer, self._plural.lower())],
             "next_page_token": answer.next_page_token,
@@ -129,7 +140,7 @@ class Collection:
     async def create(self, ctx: Context) -> Reply:
         one = self.name.lower()
         created = await self._call(
-            ctx, f"Create{self.name}", self._request(f"Create{self.name}", **{one: self._record(ctx.body)})
+            ctx, f"Create{self.name}", self._request(f"Create{self.name}", **{one: self._record(ctx, ctx.body or {})})
         )
         return Reply(to_dict(created), message=f"{self.name} created",
                      headers={"Location": f"{ctx.route.path}/{created.id}"})
@@ -138,8 +149,8 @@ class Collection:
         one = self.name.lower()
         request = self._request(
             f"Update{self.name}",
-            **{one: self._record(ctx.body, id=id)},
-            update_mask=FieldMask(paths=sorted(ctx.body)),  # exactly the fields sent, even "" or 0
+            **{one: self._record(ctx, ctx.body or {}, id=id)},
+            update_mask=FieldMask(paths=sorted(ctx.body or {})),  # exactly the fields sent, even "" or 0
         )
         updated = await self._call(ctx, f"Update{self.name}", request)
         return Reply(to_dict(updated), message=f"{self.name} updated")

@@ -14,13 +14,20 @@ from typing import Any, Callable, Mapping
 
 from runtime.errors import ValidationFailed
 
-# Deliberately simple (RFC 5322 is not a useful target for sign-up forms): one @, no spaces,
-# a dot in the domain, and the RFC 5321 length limits.
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
-_DECIMAL = re.compile(r"^-?\d{1,18}(?:\.\d{1,6})?$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Every pattern is applied with fullmatch (a `$` would also accept a trailing newline) and
+# spells digits [0-9] (`\d` also matches Arabic-Indic and other Unicode digits).
+# Email: deliberately simple (RFC 5322 is not a useful target for sign-up forms): one @, no
+# spaces, a dot in the domain, and the RFC 5321 length limits.
+_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+")
+_DOMAIN = re.compile(r"(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
+_DECIMAL = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{1,6})?")
+_CURRENCY = re.compile(r"[A-Z]{3}")  # ISO 4217
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+# Refused in every text field: C0 and C1 controls (NUL, newlines, escapes), DEL, and the
+# bidirectional overrides and isolates that make stored text display as something else.
+FORBIDDEN_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+FORBIDDEN_PROBLEM = "must not contain control or bidirectional-override characters"
 
 _JSON_TYPES = {str: "string", int: "integer", bool: "boolean", float: "number", list: "array", dict: "object"}
 
@@ -49,6 +56,8 @@ class Field:
             return "must be a number"
         if self.type not in (int, float) and not isinstance(value, self.type):
             return f"must be {_article(_JSON_TYPES[self.type])}"
+        if isinstance(value, str) and FORBIDDEN_CHARACTERS.search(value):
+            return FORBIDDEN_PROBLEM
         if isinstance(value, (str, list)):
             if self.min_length is not None and len(value) < self.min_length:
                 unit = "characters" if isinstance(value, str) else "items"
@@ -62,13 +71,13 @@ class Field:
             return f"must be at most {self.maximum:g}"
         if self.choices is not None and value not in self.choices:
             return "must be one of: " + ", ".join(map(str, self.choices))
-        if self.format == "email" and not _EMAIL.match(value):
+        if self.format == "email" and not _EMAIL.fullmatch(value):
             return "must be a valid email address"
-        if self.format == "domain" and not _DOMAIN.match(value.lower()):
+        if self.format == "domain" and not _DOMAIN.fullmatch(value.lower()):
             return "must be a valid domain name such as example.com"
-        if self.format == "decimal" and not _DECIMAL.match(value):
+        if self.format == "decimal" and not _DECIMAL.fullmatch(value):
             return "must be a decimal number as a string, such as \"120.50\""
-        if self.format == "currency" and not _CURRENCY.match(value):
+        if self.format == "currency" and not _CURRENCY.fullmatch(value):
             return "must be a three-letter ISO 4217 currency code such as EUR"
         if self.format == "date" and not _is_date(value):
             return "must be a date as YYYY-MM-DD"
@@ -101,7 +110,7 @@ class Field:
         if self.format in ("email", "date"):
             doc["format"] = self.format
         elif self.format in _PATTERNS:  # so generated clients and fuzzers know the shape too
-            doc["pattern"] = _PATTERNS[self.format].pattern
+            doc["pattern"] = "^" + _PATTERNS[self.format].pattern + "$"  # JSON Schema patterns search
         if self.properties is not None:
             doc.update(self.properties.json_schema())
         if self.items is not None:
@@ -118,7 +127,7 @@ _PATTERNS = {"decimal": _DECIMAL, "currency": _CURRENCY}
 
 def _is_date(value: str) -> bool:
     try:
-        return bool(_DATE.match(value)) and bool(date.fromisoformat(value))
+        return bool(_DATE.fullmatch(value)) and bool(date.fromisoformat(value))
     except ValueError:
         return False
 
@@ -196,7 +205,7 @@ class Body:
             spec = self.fields.get(name)
             if spec is None or not isinstance(value, str):
                 continue
-            if spec.type is int and re.fullmatch(r"-?\d{1,18}", value):
+            if spec.type is int and _INTEGER.fullmatch(value):
                 data[name] = int(value)
             elif spec.type is bool and value in ("true", "false"):
                 data[name] = value == "true"

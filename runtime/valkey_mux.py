@@ -218,7 +218,7 @@ class _Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         outbox, self._outbox = self._outbox, []
-        if self.error is None and outbox:
+        if self.error is None and outbox and self.transport is not None:
             self.transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
 
     def data_received(self, data: bytes) -> None:

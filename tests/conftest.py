@@ -76,13 +76,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 class StackThread:
     """A LocalStack on its own event loop in a daemon thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: dict[str, Any] | None = None) -> None:
+        """`tls`: service -> grpc.ServerCredentials, for backends that serve TLS."""
         from emulator.stack import LocalStack
 
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.stack = LocalStack(load_config(env={}), free_ports=True)
+        self.stack = LocalStack(load_config(env={}), free_ports=True, tls=tls)
         self.run(self.stack.start())
 
     def run(self, coroutine: Any, timeout: float = 30) -> Any:

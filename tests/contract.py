@@ -42,7 +42,7 @@ class Contract:
         self.paths = [(re.compile("^" + re.sub(r"\\{\w+\\}", "[^/]+", re.escape(p)) + "$"), p) for p in templates]
         self.seen: Counter[tuple[str, str, int]] = Counter()  # (method, template, status) checked
 
-    @cache
+    @cache  # noqa: B019 (one Contract per test session: the cache lives as long anyway)
     def _validator(self, pointer: str) -> Draft202012Validator:
         return Draft202012Validator({"$ref": f"{_DOC_URI}#{pointer}"}, registry=self.registry,
                                     format_checker=FormatChecker())

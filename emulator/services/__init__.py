@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
+
 from emulator.services import auth, crm, finance, hrm
 from emulator.services.auth import AuthState
 from emulator.services.jwks import JwksServer
+from emulator.services.rpc import ServiceError
 from emulator.services.seed import seed
 from emulator.services.server import ServiceServer
 from emulator.services.store import Store
@@ -40,10 +43,30 @@ class Backends:
         await asyncio.gather(self.jwks.stop(), *(s.stop(grace) for s in self.servers.values()))
 
 
+def wire_references(state: AuthState, stores: dict[str, Store]) -> None:
+    """References from one service's records to another's: checked for the caller's
+    organization and existence, as a real backend would (an invoice for another
+    organization's customer, an employee linked to another organization's user)."""
+
+    def user_in(org: str, user_id: str) -> bool:
+        try:
+            state.get_user(user_id, org)
+        except ServiceError:
+            return False
+        return True
+
+    stores["crm"].lookups["User"] = user_in
+    stores["hrm"].lookups["User"] = user_in
+    stores["finance"].lookups["Customer"] = lambda org, id: stores["crm"].exists("Customer", org, id)
+
+
 async def start_backends(host: str = "127.0.0.1", ports: dict[str, int] | None = None, *,
                          issuer: str = "erp-auth-service", audience: str = "erp-api-gateway",
-                         access_ttl: int = 900) -> Backends:
-    """Start every backend with seed data; a port of 0 picks a free one."""
+                         access_ttl: int = 900,
+                         tls: dict[str, grpc.ServerCredentials] | None = None) -> Backends:
+    """Start every backend with seed data; a port of 0 picks a free one. `tls` maps a
+    service to the credentials it serves TLS with (grpc.ssl_server_credentials)."""
+    tls = tls or {}
     ports = {**DEFAULT_PORTS, **(ports or {})}
     stores = {"crm": Store(crm.RESOURCES), "hrm": Store(hrm.RESOURCES),
               "finance": Store(finance.RESOURCES)}
@@ -54,6 +77,7 @@ async def start_backends(host: str = "127.0.0.1", ports: dict[str, int] | None =
         return state
 
     state = await asyncio.to_thread(prepare)
+    wire_references(state, stores)
     servers = {"auth": auth.build(state), "crm": crm.build(stores["crm"]),
                "hrm": hrm.build(stores["hrm"]), "finance": finance.build(stores["finance"])}
 
@@ -63,7 +87,7 @@ async def start_backends(host: str = "127.0.0.1", ports: dict[str, int] | None =
     backends = Backends(state, stores, servers, JwksServer(state.jwks, calls))
     try:
         for name, server in servers.items():
-            await server.start(host, ports[name])
+            await server.start(host, ports[name], tls.get(name))
         await backends.jwks.start(host, ports["jwks"])
     except BaseException:
         await backends.stop(0)  # never leave half the backends listening

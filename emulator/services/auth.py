@@ -41,10 +41,12 @@ MIN_PASSWORD = 8
 # scrypt cost: low enough that seeding a dozen demo users stays ~0.15 s; a production
 # service would use n >= 2**15.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**12, 8, 1
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# Applied with fullmatch: `$` would accept a trailing newline.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _BAD_CREDENTIALS = "invalid email or password"  # one message for every failure: no enumeration
 _BAD_REFRESH = "invalid or expired refresh token"
+_TAKEN = "email or domain: already registered"  # one answer for either: no enumeration
 
 
 def hash_password(password: str) -> str:
@@ -122,7 +124,7 @@ class AuthState:
         domain = domain.strip().lower()
         if not name.strip():
             raise invalid("organization_name", "is required")
-        if domain and not _DOMAIN.match(domain):
+        if domain and not _DOMAIN.fullmatch(domain):
             raise invalid("domain", "must be a domain name such as example.com")
         if domain and any(o.domain == domain for o in self.organizations.values()):
             raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, "domain: already registered")
@@ -134,7 +136,7 @@ class AuthState:
 
     def create_user(self, organization_id: str, email: str, password: str, *, first_name: str,
                     last_name: str, roles: tuple[str, ...] | list[str] = ("employee",),
-                    is_active: bool = True) -> auth_pb2.User:
+                    is_active: bool = True, password_hash: str = "") -> auth_pb2.User:
         email = self._check_new_user(email, password, first_name, last_name)
         if organization_id not in self.organizations:
             raise invalid("organization_id", "no such organization")
@@ -146,7 +148,7 @@ class AuthState:
                              first_name=first_name.strip(), last_name=last_name.strip(),
                              roles=list(roles), is_active=is_active, created_at=now,
                              updated_at=now)
-        self._accounts[user.id] = _Account(user, hash_password(password))
+        self._accounts[user.id] = _Account(user, password_hash or hash_password(password))
         self._by_email[email] = user.id
         return user
 
@@ -155,7 +157,7 @@ class AuthState:
         for name, value in (("first_name", first_name), ("last_name", last_name)):
             if not value.strip():
                 raise invalid(name, "is required")
-        if not _EMAIL.match(email):
+        if not _EMAIL.fullmatch(email):
             raise invalid("email", "must be a valid email address")
         if len(password) < MIN_PASSWORD:
             raise invalid("password", f"must be at least {MIN_PASSWORD} characters")
@@ -201,12 +203,34 @@ class AuthState:
 
     def register(self, *, first_name: str, last_name: str, email: str, password: str,
                  organization_name: str, domain: str = "") -> auth_pb2.TokenResponse:
-        """A new organization with this user as its admin, signed in."""
-        self._check_new_user(email, password, first_name, last_name)  # before creating the org
+        """A new organization with this user as its admin, signed in.
+
+        A taken email and a taken domain get one answer (ALREADY_EXISTS, _TAKEN) after the
+        same work as a success (both checks, a password hash and its verification), so that
+        neither the answer nor its time tells which one is taken, nor that one is."""
+        domain_key = domain.strip().lower()
+        if not organization_name.strip():
+            raise invalid("organization_name", "is required")
+        if domain_key and not _DOMAIN.fullmatch(domain_key):
+            raise invalid("domain", "must be a domain name such as example.com")
+        try:
+            self._check_new_user(email, password, first_name, last_name)
+            taken = False
+        except ServiceError as error:
+            if error.code != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+            taken = True
+        taken |= bool(domain_key) and any(o.domain == domain_key for o in self.organizations.values())
+        password_hash = hash_password(password)
+        verify_password(password, password_hash)  # what the sign-in of a success costs
+        if taken:
+            raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, _TAKEN)
         org = self.create_organization(organization_name, domain)
-        self.create_user(org.id, email, password, first_name=first_name, last_name=last_name,
-                         roles=("admin",))
-        return self.authenticate(email, password)
+        user = self.create_user(org.id, email, password, first_name=first_name, last_name=last_name,
+                                roles=("admin",), password_hash=password_hash)
+        session = _Session(uuid.uuid4().hex, user.id, self.refresh_ttl)
+        self._sessions[session.id] = session
+        return self._issue(self._accounts[user.id], session)
 
     def refresh(self, refresh_token: str) -> auth_pb2.TokenResponse:
         record = self._refresh.get(_sha256(refresh_token))
@@ -228,10 +252,18 @@ class AuthState:
 
     def revoke(self, refresh_token: str = "", session_id: str = "", user_id: str = "") -> bool:
         """Revoke a session, found by one of its refresh tokens or by id. With ``user_id``,
-        only that user's own sessions. True if a live session was revoked."""
+        only that user's own sessions. True if a live session was revoked.
+
+        A refresh token that is unknown, of another user, or (with ``session_id`` too) of
+        another session is refused with INVALID_ARGUMENT and nothing is revoked: a caller
+        cannot end someone else's session by naming its token."""
         if refresh_token:
             record = self._refresh.get(_sha256(refresh_token))
-            session_id = record.session_id if record else ""
+            owner = self._sessions.get(record.session_id) if record else None
+            if (owner is None or session_id and owner.id != session_id
+                    or user_id and owner.user_id != user_id):
+                raise invalid("refresh_token", "is not a refresh token of this session")
+            session_id = owner.id
         session = self._sessions.get(session_id)
         if session is None or session.revoked or user_id and session.user_id != user_id:
             return False
@@ -288,6 +320,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                                        request.remember_me)
 
     async def Register(self, request, context):
+        # On the loop, not in a thread: the taken-check and the creation must not interleave.
         return self.state.register(
             first_name=request.first_name, last_name=request.last_name, email=request.email,
             password=request.password, organization_name=request.organization_name,

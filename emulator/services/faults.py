@@ -94,7 +94,7 @@ def _apply(fault: Fault, kind: str, arg: str) -> Fault:
 
 async def apply_faults(servers: dict, faults: dict[str, Fault]) -> None:
     """Set each service's fault on its interceptor; stop the ones that are `down`."""
-    for name, fault in faults.items():
+    for name in faults:
         if name not in servers:
             raise ValueError(f"no emulated service named {name!r} (known: {', '.join(servers)})")
     for name, fault in faults.items():

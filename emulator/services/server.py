@@ -78,6 +78,7 @@ class ServiceServer:
         self.interceptor = ServiceInterceptor()
         self.host = ""
         self.port = 0  # the bound port, reused by a later restart
+        self.credentials: grpc.ServerCredentials | None = None  # TLS when set (kept for restarts)
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
 
@@ -85,24 +86,29 @@ class ServiceServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def start(self, host: str, port: int) -> str:
+    async def start(self, host: str, port: int, credentials: grpc.ServerCredentials | None = None) -> str:
+        """Listen on host:port; with `credentials` (grpc.ssl_server_credentials) over TLS."""
+        credentials = credentials or self.credentials
         # No SO_REUSEPORT: a second emulator on the same port must fail, not split the traffic.
         server = grpc.aio.server(interceptors=[self.interceptor], options=[("grpc.so_reuseport", 0)])
         self.register(server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
-            bound = server.add_insecure_port(f"{host}:{port}")
+            if credentials is None:
+                bound = server.add_insecure_port(f"{host}:{port}")
+            else:
+                bound = server.add_secure_port(f"{host}:{port}", credentials)
         except RuntimeError as e:  # grpc's message does not say which service
             raise OSError(f"{self.name}: cannot listen on {host}:{port} (in use?)") from e
         await server.start()
         for svc in (self.full_name, ""):
             await self._health.set(svc, health_pb2.HealthCheckResponse.SERVING)
-        self._server, self.host, self.port = server, host, bound
+        self._server, self.host, self.port, self.credentials = server, host, bound, credentials
         return self.address
 
     async def stop(self, grace: float = 1.0) -> None:
-        if self._server is None:
+        if self._server is None or self._health is None:
             return
         await self._health.enter_graceful_shutdown()  # NOT_SERVING while draining
         await self._server.stop(grace)

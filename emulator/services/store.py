@@ -14,7 +14,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TypeVar
 
 import grpc
@@ -23,6 +23,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from emulator.services.rpc import ServiceError, invalid, not_found
+from runtime.schema import FORBIDDEN_CHARACTERS, FORBIDDEN_PROBLEM
 from runtime.timestamps import now
 
 M = TypeVar("M", bound=Message)
@@ -30,9 +31,12 @@ M = TypeVar("M", bound=Message)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 MAX_BATCH = 1000
+MAX_RECORD_BYTES = 65_536  # a record, encoded: bounded work for every read of it
+MAX_LIST_ITEMS = 100  # items of a list inside a record (invoice lines)
 IMMUTABLE = frozenset({"id", "organization_id", "created_at", "updated_at"})
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch: `$` accepts a trailing newline
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_DECIMAL = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{1,18})?")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ class Resource:
     unique: tuple[str, ...] = ()  # unique per organization -> ALREADY_EXISTS
     choices: Mapping[str, frozenset[str]] = field(default_factory=dict)
     refs: Mapping[str, str] = field(default_factory=dict)  # field -> resource in the same store
+    # field -> a record kind another service holds ("Customer", "User"), looked up through
+    # Store.lookups (wired by start_backends); same organization, must exist
+    foreign: Mapping[str, str] = field(default_factory=dict)
+    rules: "Callable[[Store, str, Message], None] | None" = None  # business rules, after the refs
     filters: tuple[str, ...] = ()  # List request fields matched exactly when set
     search: tuple[str, ...] = ()  # fields the List request's free-text `query` matches
     prepare: Callable[[Message], None] | None = None  # defaults, derived fields, extra checks
@@ -98,6 +106,35 @@ def _is_set(row: Message, name: str) -> bool:
     return bool(getattr(row, name))
 
 
+def _check_size(row: Message) -> None:
+    for fd, value in row.ListFields():
+        if fd.is_repeated and len(value) > MAX_LIST_ITEMS:
+            raise invalid(fd.name, f"at most {MAX_LIST_ITEMS} items")
+    if row.ByteSize() > MAX_RECORD_BYTES:
+        raise invalid("record", f"is larger than {MAX_RECORD_BYTES} bytes encoded")
+
+
+def _check_text(msg: Message, prefix: str = "") -> None:
+    """No control or bidirectional-override characters in any string of the record."""
+    for fd, value in msg.ListFields():
+        if fd.message_type is not None:
+            if not fd.message_type.full_name.startswith("google.protobuf."):
+                for i, item in enumerate(value) if fd.is_repeated else [(None, value)]:
+                    _check_text(item, f"{prefix}{fd.name}" + (f"[{i}]" if i is not None else "") + ".")
+            continue
+        if fd.type == fd.TYPE_STRING:
+            for text in value if fd.is_repeated else [value]:
+                if FORBIDDEN_CHARACTERS.search(text):
+                    raise invalid(prefix + fd.name, FORBIDDEN_PROBLEM)
+
+
+def decimal(text: str) -> Decimal | None:
+    """An ASCII decimal string as a Decimal, else None (Decimal() alone takes Unicode digits)."""
+    if not _DECIMAL.fullmatch(text):
+        return None
+    return Decimal(text)
+
+
 def _check_money(msg: Message, prefix: str = "") -> None:
     """Every Money anywhere in the record is a currency code and a decimal string."""
     for fd, value in msg.ListFields():
@@ -108,18 +145,17 @@ def _check_money(msg: Message, prefix: str = "") -> None:
             if fd.message_type.full_name != "erp.common.v1.Money":
                 _check_money(item, path + ".")
                 continue
-            if not _CURRENCY.match(item.currency):
+            if not _CURRENCY.fullmatch(item.currency):
                 raise invalid(f"{path}.currency", "must be an ISO 4217 code such as USD")
-            try:
-                if not Decimal(item.amount).is_finite():
-                    raise InvalidOperation
-            except InvalidOperation:
-                raise invalid(f"{path}.amount", "must be a decimal string") from None
+            if decimal(item.amount) is None:
+                raise invalid(f"{path}.amount", "must be a decimal string")
 
 
 class Store:
     def __init__(self, resources: Iterable[Resource]) -> None:
         self.resources = {r.name: r for r in resources}
+        # kind -> exists(organization, id), for references into another service's records
+        self.lookups: dict[str, Callable[[str, str], bool]] = {}
         # resource name -> organization id -> record id -> record (dicts keep insertion order)
         self._rows: dict[str, defaultdict[str, dict[str, Message]]] = {
             name: defaultdict(dict) for name in self.resources
@@ -135,6 +171,9 @@ class Store:
         if row is None:
             raise not_found(kind, id)
         return row
+
+    def exists(self, kind: str, org: str, id: str) -> bool:
+        return id in self._table(kind, org)
 
     def get(self, kind: str, org: str, id: str) -> Message:
         return _copy(self._existing(kind, org, id))
@@ -204,13 +243,21 @@ class Store:
         for name, allowed in spec.choices.items():
             if getattr(row, name) not in allowed:
                 raise invalid(name, f"must be one of {', '.join(sorted(allowed))}")
-        if "email" in row.DESCRIPTOR.fields_by_name and row.email and not _EMAIL.match(row.email):
+        if "email" in row.DESCRIPTOR.fields_by_name and row.email and not _EMAIL.fullmatch(row.email):
             raise invalid("email", "must be a valid email address")
+        _check_size(row)
+        _check_text(row)
         _check_money(row)
         for name, target in spec.refs.items():
             ref = getattr(row, name)
             if ref and ref not in self._table(target, org):  # another org's id: as if absent
                 raise invalid(name, f"no {target.lower()} {ref!r} in this organization")
+        for name, target in spec.foreign.items():
+            ref, exists = getattr(row, name), self.lookups.get(target)
+            if ref and exists is not None and not exists(org, ref):
+                raise invalid(name, f"no {target.lower()} {ref!r} in this organization")
+        if spec.rules is not None:
+            spec.rules(self, org, row)
         for name in spec.unique:
             value = getattr(row, name)
             if value and any(getattr(other, name) == value and other.id != row.id

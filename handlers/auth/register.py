@@ -5,6 +5,7 @@ from valkey.exceptions import ValkeyError
 from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint, realtime
 from runtime.auth.session import TOKEN_ANSWER, token_answer
+from runtime.errors import Conflict
 from runtime.schema import EMAIL, NEW_PASSWORD, Body, Field, same_as, text
 
 REGISTER = Body(
@@ -20,22 +21,30 @@ REGISTER = Body(
     },
     checks=(same_as("password_confirmation", "password", "must match password"),),
 )
+# One answer whether the email, the domain or both are taken: registration must not tell
+# who has an account (the auth service answers alike after the same work, too).
+TAKEN = "this email or domain cannot be registered"
 
 
-@endpoint("POST", "/api/v1/auth/register", auth=False, body=REGISTER, status=201, response=TOKEN_ANSWER)
+# Its own budgets on top of the anonymous one: per address, and per domain whatever the address.
+@endpoint("POST", "/api/v1/auth/register", auth=False, body=REGISTER, status=201, response=TOKEN_ANSWER,
+          rate_limit=("register", "register_domain"))
 async def register(req, ctx):
     """Create an organization and its first admin, and sign them in."""
     body = ctx.body
-    tokens = await ctx.backends.auth.Register(
-        auth_pb2.RegisterRequest(
-            first_name=body["first_name"].strip(),
-            last_name=body["last_name"].strip(),
-            email=body["email"].lower(),
-            password=body["password"],
-            organization_name=body["organization_name"].strip(),
-            domain=body["domain"].lower(),
+    try:
+        tokens = await ctx.backends.auth.Register(
+            auth_pb2.RegisterRequest(
+                first_name=body["first_name"].strip(),
+                last_name=body["last_name"].strip(),
+                email=body["email"].lower(),
+                password=body["password"],
+                organization_name=body["organization_name"].strip(),
+                domain=body["domain"].lower(),
+            )
         )
-    )
+    except Conflict:
+        raise Conflict("Registration failed: " + TAKEN, errors={"email": [TAKEN], "domain": [TAKEN]}) from None
     user = tokens.user
     # Announce the new member on their organization's channel (best effort: a realtime
     # outage must not fail a registration that has already happened).

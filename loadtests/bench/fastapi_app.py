@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import time
+from typing import Any
 
 import grpc
 import jwt
@@ -33,7 +34,7 @@ def create_app() -> FastAPI:
     env = os.environ
     jwks = jwt.PyJWKClient(env["ERP_JWT_JWKS_URL"], cache_keys=True)
     cache = valkey.asyncio.Valkey(host=env.get("ERP_REDIS_HOST", "localhost"), port=int(env.get("ERP_REDIS_PORT", 6379)))
-    stubs: dict[str, object] = {}
+    stubs: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

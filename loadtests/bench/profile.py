@@ -18,7 +18,7 @@ import re
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 import uvloop
@@ -58,7 +58,7 @@ class AsgiClient:
         if reply["type"] != f"lifespan.{name}.complete":
             raise RuntimeError(f"lifespan {name} failed: {reply.get('message')}")
 
-    async def request(self, method: str, path: str, headers: list[tuple[bytes, bytes]] = (),
+    async def request(self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]] = (),
                       body: bytes = b"") -> tuple[int, bytes]:
         path, _, query = path.partition("?")
         scope = {"type": "http", "asgi": ASGI, "http_version": "1.1", "method": method, "scheme": "http",
@@ -112,7 +112,7 @@ STAGES = (
 def print_stages(stats: pstats.Stats, requests: int) -> None:
     """Cumulative CPU µs per request of each stage's function (0 when the stage did not run)."""
     cum: dict[str, float] = {}
-    for (filename, _, function), (_, _, _, total, _) in stats.stats.items():
+    for (filename, _, function), (_, _, _, total, _) in stats.stats.items():  # type: ignore[attr-defined]
         for name, (suffix, fn) in STAGES:
             if function == fn and filename.endswith(suffix):
                 cum[name] = cum.get(name, 0.0) + total
@@ -123,7 +123,7 @@ def print_stages(stats: pstats.Stats, requests: int) -> None:
 
 def print_top(stats: pstats.Stats, requests: int, top: int) -> None:
     # (file, line, function) -> (primitive calls, calls, own s, cumulative s, callers); this client left out
-    rows = [(k, v) for k, v in stats.stats.items() if k[0] != __file__]
+    rows = [(k, v) for k, v in stats.stats.items() if k[0] != __file__]  # type: ignore[attr-defined]
     for title, column in (("cumulative", 3), ("own (total) time", 2)):
         print(f"  top {top} by {title}: CPU µs per request under cProfile (which inflates them);"
               " calls* counts each resume of a coroutine")
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env", action="append", default=[], metavar="ERP_KEY=VALUE",
                    help="configuration for the gateway, e.g. ERP_RATE_LIMITS_ENABLED=false to see a stage's cost")
     args = p.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         with Processes() as processes:

@@ -3,7 +3,8 @@ a PNG chart.
 
 For each worker count it runs `python -m loadtests.bench` over all targets (the gateway, the
 bare Falcon baseline and the FastAPI/uvicorn version of the same reads, all at that worker
-count), then the WebSocket broadcast comparison (`loadtests.bench.ws_broadcast`), then writes `<out>/REPORT.md` and `<out>/chart.png`: requests per second and p50/p99
+count), then the WebSocket broadcast comparison (`loadtests.bench.ws_broadcast`), then
+writes `<out>/REPORT.md` and `<out>/chart.png`: requests per second and p50/p99
 latency per target, the ratio to the bare app and, for each gateway read, the ratio to its
 FastAPI twin (each side's ratio to the baseline run next to it, divided: drift cancels).
 """

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from email.message import Message
 from pathlib import Path
+from typing import Collection
 
 import orjson
 
@@ -134,7 +135,7 @@ def start_uvicorn(processes: Processes, name: str, workers: int, env: dict[str, 
     return base
 
 
-def start_servers(processes: Processes, workers: int, servers: set[str] = frozenset()) -> dict[str, str]:
+def start_servers(processes: Processes, workers: int, servers: Collection[str] = frozenset()) -> dict[str, str]:
     """Base URLs by server name, as targets.Target.server names them, plus the emulator's
     JWKS server (its STATS_PATH counts backend calls). The FastAPI comparison starts only
     when a target in `servers` needs it."""

@@ -51,12 +51,13 @@ class CallPolicy:
 class ServiceClient:
     """One backend service: its channel and stub, its breaker and retry budget."""
 
-    def __init__(self, name: str, target: str, policy: CallPolicy, stub: Callable[[Any], Any]) -> None:
+    def __init__(self, name: str, target: str, policy: CallPolicy, stub: Callable[[Any], Any], tls: Any = None) -> None:
         self.name = name
         self.target = target
         self.policy = policy
         self.timeout = policy.timeout
-        self.channel = open_channel(target)
+        self.channel = open_channel(target, tls)
+        self.tls = "none" if tls is None else "mutual" if tls.cert_file else "server"
         self.stub = stub(self.channel)
         self.breaker = CircuitBreaker(policy.failure_threshold, policy.cooldown, policy.half_open_probes)
         self.budget = RetryBudget(policy.budget_ratio, policy.budget_floor)
@@ -135,10 +136,12 @@ class Backends:
     """Every backend client of one worker."""
 
     def __init__(self, services: dict[str, str], stubs: Mapping[str, Callable[[Any], Any]],
-                 policy: CallPolicy | None = None) -> None:
-        """`services`: name -> address; `stubs`: name -> the generated stub class."""
-        policy = policy or CallPolicy()
-        self.clients = {name: ServiceClient(name, target, policy, stubs[name]) for name, target in services.items()}
+                 policy: CallPolicy | None = None, tls: Mapping[str, Any] | None = None) -> None:
+        """`services`: name -> address; `stubs`: name -> the generated stub class; `tls`:
+        name -> its `grpc.tls` entry (absent: plaintext)."""
+        policy, tls = policy or CallPolicy(), tls or {}
+        self.clients = {name: ServiceClient(name, target, policy, stubs[name], tls.get(name))
+                        for name, target in services.items()}
 
     async def close(self) -> None:
         for client in self.clients.values():

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import TYPE_CHECKING, Any, Iterable
 
 import orjson
@@ -179,7 +179,7 @@ class Hub:
         self._last_id: str | None = None  # the newest message this worker has seen
         self._high = (0, 0)  # its order: live messages at or below it were delivered already
         self._task: asyncio.Task | None = None
-        self.ready: asyncio.Event | None = None  # set in start(): made on the running loop
+        self.ready = asyncio.Event()  # made again in start(), on the running loop
         self.delivered = 0  # messages handed to local subscribers (for tests and /ready)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -206,7 +206,7 @@ class Hub:
     @property
     def subscribed(self) -> bool:
         """The worker's fan-out subscription is confirmed (messages published now arrive)."""
-        return self.ready is not None and self.ready.is_set()
+        return self.ready.is_set()
 
     # -- access control --------------------------------------------------------------------
 
@@ -228,7 +228,7 @@ class Hub:
         Raises channels.ChannelError for a malformed channel, valkey errors when Valkey is down.
         """
         key = channels.routing_key(channel, organization)
-        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         head = orjson.dumps({"type": "message", "channel": channel, "data": data, "timestamp": stamp,
                              "user_id": sender})[:-1]
         s = self.settings

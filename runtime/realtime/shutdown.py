@@ -25,7 +25,7 @@ log = logging.getLogger("gateway.realtime")
 
 
 def _granian_shutdown_signal() -> Any:
-    frame = sys._getframe()
+    frame: Any = sys._getframe()
     while frame is not None:
         candidate = frame.f_locals.get("shutdown_event")
         if candidate is not None and type(candidate).__name__ == "WorkerSignal" and hasattr(candidate, "set"):
@@ -42,7 +42,7 @@ def install(close_all: Callable[[], Awaitable[None]]) -> bool:
             log.warning("WebSockets will close without 1001 on shutdown: Granian's shutdown signal was not found")
         return False
     loop = asyncio.get_running_loop()
-    state = {"stopping": False}
+    state: dict[str, Any] = {"stopping": False}
 
     async def stop() -> None:
         try:
@@ -57,7 +57,7 @@ def install(close_all: Callable[[], Awaitable[None]]) -> bool:
             granian_signal.set()  # a second signal: stop now
             return
         state["stopping"] = True
-        loop.create_task(stop())
+        state["task"] = loop.create_task(stop())  # kept: an unreferenced task may be collected
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)

@@ -138,6 +138,7 @@ class Connection(Subscriber):
 
     async def _flush(self) -> None:
         send, queue = self.send, self.queue
+        assert queue is not None  # the flusher starts only once there is a queue
         try:
             while queue:
                 await send({"type": "websocket.send", "text": queue.popleft()})
@@ -186,7 +187,8 @@ class RealtimeEndpoint:
         self.connections: set[Connection] = set()
         self.lease_ms = int(max(3 * self.settings.ping_period, 30.0) * 1000)
         self._ticker: asyncio.Task | None = None
-        self._acquire = self._renew = None
+        self._acquire: Any = None  # scripts registered in start(), on the request-path client
+        self._renew: Any = None
         self._warned_at = -1e9
         self.stopping = False
 
@@ -213,7 +215,7 @@ class RealtimeEndpoint:
         for conn in list(self.connections):
             conn.close(code, reason)
         deadline = time.monotonic() + wait
-        while self.connections and time.monotonic() < deadline:
+        while self.connections and time.monotonic() < deadline:  # noqa: ASYNC110  (sockets leave one by one)
             await asyncio.sleep(0.01)
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
@@ -274,7 +276,8 @@ class RealtimeEndpoint:
         except asyncio.CancelledError:
             if conn.close_code is None:
                 raise  # not ours: the server is cancelling the call
-            conn.task.uncancel()
+            if conn.task is not None:
+                conn.task.uncancel()
         except Closing as closing:
             # Keep the queue: it may end with the `error` frame that explains the close.
             conn.close_code, conn.close_reason = closing.code, closing.reason

@@ -1,10 +1,12 @@
 """Which rate-limit policies one route counts against, and the pipeline stage that checks them.
 
 Every route counts against `user` when the caller is signed in, else `anonymous` (per
-client IP); `rate_limit="name"` adds a named policy, `rate_limit=False` exempts the route.
-All of a route's policies are checked in one call (one Valkey round trip). A policy keyed
-on the body (`email_ip`) needs the validated body, so on such a route the whole check runs
-after body validation instead of after authentication.
+client IP); `rate_limit="name"` (or a tuple of names) adds named policies, `rate_limit=False`
+exempts the route. The default policy and the named ones that need no body are checked in
+one call (one Valkey round trip) right after authentication, before the body is read, so a
+refused client never gets to send one. A policy keyed on the body (`email_ip`: login's
+email with the address; `domain`: registration) is checked after body validation, in a
+second call. A request that fails authentication spends the anonymous budget.
 
 Everything that can be wrong with a route's declaration is found at start-up.
 """
@@ -32,6 +34,10 @@ def _policy(name: str, config: Any) -> Policy:
     return Policy(name, p.limit, p.window, p.key, spend)
 
 
+# Policy keys read from the validated body: checked after it, in a second round trip.
+BODY_KEYS = {"email_ip": "email", "domain": "domain"}
+
+
 class RouteLimits:
     def __init__(self, route: Route, config: Any, key_prefix: str = "") -> None:
         """`config` is the `rate_limits` section. Raises RegistryError naming the route."""
@@ -45,23 +51,30 @@ class RouteLimits:
         anonymous = _policy("anonymous", config)
         # Machine clients get their own budget (`service`) when one is configured.
         service = _policy("service", config) if "service" in config.policies else user
-        named: Policy | None = None
-        name = route.rate_limit
+        rate_limit: Any = route.rate_limit  # a name, names, None (the defaults) or False (for_route)
+        names: tuple[str, ...] = (rate_limit,) if isinstance(rate_limit, str) else tuple(rate_limit or ())
         where = f"{route.method} {route.path} ({route.name})"
-        if isinstance(name, str):
+        named = []
+        for name in names:
             if name not in config.policies:
                 raise RegistryError(f"{where}: rate_limit {name!r} is not a policy in rate_limits.policies "
                                     f"(known: {', '.join(config.policies)})")
-            named = _policy(name, config)
-            if named.key == "user" and route.auth == "none":
+            policy = _policy(name, config)
+            if policy.key == "user" and route.auth == "none":
                 raise RegistryError(f"{where}: rate_limit {name!r} counts per user but the route has no authentication")
-            if named.key == "email_ip" and (route.body is None or "email" not in route.body.fields):
-                raise RegistryError(f"{where}: rate_limit {name!r} counts per email but the body has no `email` field")
-            if hasattr(self, "needs_body") and self.needs_body != (named.key == "email_ip"):
-                raise RegistryError(f"{where}: rate_limit {name!r} may not change what it is keyed on without a restart")
+            field = BODY_KEYS.get(policy.key)
+            if field is not None and (route.body is None or field not in route.body.fields):
+                raise RegistryError(f"{where}: rate_limit {name!r} counts per {field} but the body has no `{field}` field")
+            named.append(policy)
+        # Before the body: the default policy and named ones that need no body, one round trip;
+        # so a client is refused before it may send (or trickle) a body. After it: the rest.
+        before = tuple(p for p in named if p.key not in BODY_KEYS)
+        after = tuple(p for p in named if p.key in BODY_KEYS)
+        if getattr(self, "needs_body", bool(after)) != bool(after):
+            raise RegistryError(f"{where}: rate_limit {names!r} may not change what it is keyed on without a restart")
         # Assigned together, after every check: a refused reload leaves the old policies whole.
-        self.user, self.anonymous, self.service, self.named = user, anonymous, service, named
-        self.needs_body = named is not None and named.key == "email_ip"
+        self.user, self.anonymous, self.service = user, anonymous, service
+        self.before, self.after, self.needs_body = before, after, bool(after)
 
     def check(self, config: Any) -> None:
         """Raise RegistryError if `config` (the whole configuration) cannot serve this route."""
@@ -70,6 +83,11 @@ class RouteLimits:
     def reload(self, config: Any) -> None:
         """Take the rate-limit policies of `config` (checked with `check` first)."""
         self._load(config.rate_limits)
+
+    @property
+    def named(self) -> Policy | None:
+        """The first named policy (most routes have at most one)."""
+        return (self.before + self.after)[0] if self.before or self.after else None
 
     @classmethod
     def for_route(cls, route: Route, config: Any) -> "RouteLimits | None":
@@ -84,17 +102,57 @@ class RouteLimits:
             email = str((ctx.body or {}).get("email", "")).strip().lower()
             # Hashed: no addresses in Valkey keys, and a bounded key length.
             return f"e:{hashlib.sha256(email.encode()).hexdigest()[:32]}:{ctx.client_ip}"
+        if kind == "domain":
+            domain = str((ctx.body or {}).get("domain", "")).strip().lower()
+            return "d:" + hashlib.sha256(domain.encode()).hexdigest()[:32]
         return "ip:" + ctx.client_ip
 
-    async def enforce(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
-        prefix = self.prefix
-        principal = ctx.principal
-        default = self.anonymous if principal is None else self.service if principal.is_service else self.user
-        rules = [(default, f"{prefix}{default.name}:{self._subject(default.key, ctx)}")]
-        if self.named is not None and self.named.name != default.name:
-            rules.append((self.named, f"{prefix}{self.named.name}:{self._subject(self.named.key, ctx)}"))
-        decision = await ctx.resources.limiter.check(rules)
+    def _rule(self, policy: Policy, ctx: "Context") -> tuple[Policy, str]:
+        return policy, f"{self.prefix}{policy.name}:{self._subject(policy.key, ctx)}"
+
+    async def _check(self, resp: falcon.asgi.Response, ctx: "Context", policies: tuple[Policy, ...]) -> None:
+        limiter = ctx.resources.limiter
+        assert limiter is not None  # for_route() builds no RouteLimits while rate limits are off
+        decision = await limiter.check([self._rule(p, ctx) for p in policies])
         answer = headers(decision)
         if not decision.allowed:
             raise RateLimited(headers=answer)
         resp.set_headers(answer)
+
+    async def enforce(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
+        """The default policy (user, service or anonymous) and the named ones that need no body."""
+        principal = ctx.principal
+        default = self.anonymous if principal is None else self.service if principal.is_service else self.user
+        await self._check(resp, ctx, (default, *(p for p in self.before if p.name != default.name)))
+
+    async def enforce_body(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
+        """The named policies keyed on the validated body (login's email, register's domain)."""
+        if self.after:
+            await self._check(resp, ctx, self.after)
+
+    async def enforce_anonymous(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
+        """A request that failed authentication is anonymous: it spends the address's budget."""
+        await self._check(resp, ctx, (self.anonymous,))
+
+
+class AddressBudget:
+    """The anonymous budget outside any route: unknown paths and wrong methods (404, 405)
+    spend it too, so that no answer to an anonymous address comes for free."""
+
+    def __init__(self, config: Any) -> None:
+        self.policy = _policy("anonymous", config.rate_limits) if config.rate_limits.enabled else None
+        self.prefix = config.redis.key_prefix + "rl:anonymous:ip:"
+
+    def check(self, config: Any) -> None:
+        """Hot reload (runtime.reload): the `anonymous` policy is always there (checked at load)."""
+
+    def reload(self, config: Any) -> None:
+        if self.policy is not None:
+            self.policy = _policy("anonymous", config.rate_limits)
+
+    async def enforce(self, limiter: Any, client_ip: str) -> None:
+        if self.policy is None or limiter is None:
+            return
+        decision = await limiter.check([(self.policy, self.prefix + client_ip)])
+        if not decision.allowed:
+            raise RateLimited(headers=headers(decision))

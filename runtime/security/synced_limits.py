@@ -124,9 +124,8 @@ class SyncedLimiter:
 
     def _sync(self, key: str, state: _Key) -> asyncio.Future:
         """Push this key's pending count and take the shared arrival time (one at a time per key)."""
-        if state.sync is None:
-            self._start([(key, state)])
-        return asyncio.shield(state.sync)
+        sync = state.sync if state.sync is not None else self._start([(key, state)])
+        return asyncio.shield(sync)
 
     def _start(self, batch: list[tuple[str, _Key]]) -> asyncio.Future:
         future = asyncio.ensure_future(self._push(batch))

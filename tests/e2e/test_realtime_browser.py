@@ -64,7 +64,7 @@ class PageServer(http.server.ThreadingHTTPServer):
 
 
 class PageHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         body = (PAGE % {"settings": json.dumps(self.server.settings)}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -72,7 +72,7 @@ class PageHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         self.server.reports.put(json.loads(self.rfile.read(length)))
         self.send_response(204)

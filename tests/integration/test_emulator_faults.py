@@ -76,8 +76,12 @@ def test_latency_delays_service_calls_but_not_health_checks():
         server.interceptor.fault = Fault(latency=0.3)
         code, took = await timed(stub.ListCustomers(crm_pb2.ListCustomersRequest(), metadata=ORG, timeout=5))
         assert code is None and took >= 0.3
-        code, took = await timed(health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5))
-        assert code is None and took < 0.25
+        # A health check answers while a slowed call is still waiting: it is not delayed.
+        server.interceptor.fault = Fault(latency=30)
+        slow = asyncio.ensure_future(stub.ListCustomers(crm_pb2.ListCustomersRequest(), metadata=ORG, timeout=60))
+        code, _ = await timed(health.Check(health_pb2.HealthCheckRequest(service=""), timeout=20))
+        assert code is None and not slow.done()
+        slow.cancel()
 
     run_crm(test)
 
@@ -107,7 +111,7 @@ def test_a_call_past_its_deadline_leaves_nothing_running_at_the_backend():
                  for _ in range(20)]
         results = await asyncio.gather(*calls)
         assert {code for code, _ in results} == {grpc.StatusCode.DEADLINE_EXCEEDED}
-        assert max(took for _, took in results) < 1.0
+        assert max(took for _, took in results) < 5.0  # none waited out the backend's latency
         for _ in range(50):  # the server cancels each handler once its deadline passes
             if server.interceptor.in_flight == 0:
                 break

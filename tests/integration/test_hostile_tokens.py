@@ -210,9 +210,11 @@ def test_the_real_token_still_works(loud_gateway, stack, tokens):
 
 def test_nothing_logged_contains_a_token(loud_gateway, tokens, answers):
     _, _, log_path = loud_gateway
-    time.sleep(0.2)  # let the access log lines of the last requests reach the file
-    logged = log_path.read_bytes().decode("utf-8", "replace")
-    assert logged.count(ME) >= len(HOSTILE)  # the log did capture these requests
+    # Poll until the access log lines of the last requests have reached the file.
+    deadline = time.monotonic() + 10
+    while (logged := log_path.read_bytes().decode("utf-8", "replace")).count(ME) < len(HOSTILE):
+        assert time.monotonic() < deadline, "the log never captured these requests"
+        time.sleep(0.05)
     assert '"level":"debug"' in logged or "debug " in logged  # and at debug level
     for name, token in tokens.items():
         assert token not in logged, name

@@ -97,7 +97,7 @@ def reloading(stack, tmp_path):
 
 
 def test_policies_reload_without_a_restart_or_a_failed_request(reloading):
-    path, url, process = reloading
+    path, url, _process = reloading
     with httpx.Client(base_url=url, timeout=10) as c:
         viewer = bearer(login(c, "viewer@acme.example"))
 
@@ -146,7 +146,7 @@ def shared_listener(stack, tmp_path):
 
 
 def test_sighup_restarts_workers_one_at_a_time_without_losing_a_request(shared_listener):
-    path, url, process = shared_listener
+    _path, url, process = shared_listener
     with httpx.Client(base_url=url, timeout=10) as c:
         admin = bearer(login(c, "admin@acme.example"))
 

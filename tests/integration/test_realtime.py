@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 
 import httpx
@@ -27,7 +25,7 @@ from runtime.config import load_config
 from runtime.rbac import Policy
 from runtime.realtime import Hub
 from tests.conftest import login
-from tests.integration.realtime_client import Client, sign_in, ws_url
+from tests.integration.realtime_client import Client, ws_url
 from tests.support import granian_env, poll_ready, start_gateway
 
 pytestmark = pytest.mark.slow
@@ -424,7 +422,7 @@ def test_a_client_that_stops_reading_is_dropped_without_slowing_others(stack, in
             for burst in range(40):  # ~6 MB: past what the kernel buffers for the stuck client
                 for n in range(burst * 10, burst * 10 + 10):
                     last = (await hub.publish(f"notifications:{me}", {"n": n, "pad": blob})).message_id
-                await fast.wait_for(lambda f: f.get("message_id") == last, timeout=30)
+                await fast.wait_for(lambda f, last=last: f.get("message_id") == last, timeout=30)
         assert [m["data"]["n"] for m in fast.messages()] == list(range(400))
         # The stuck client, reading again, finds what was buffered and then the end: the server
         # dropped it (1013, too slow) instead of holding 400 messages for it.

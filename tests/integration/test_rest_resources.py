@@ -160,7 +160,7 @@ def test_page_size_two_walks_every_page_once(acme):
 
 
 def test_default_page_size_is_twenty(acme):
-    for n in range(21 - acme.get("/api/v1/crm/customers").json()["data"]["total_size"]):
+    for _ in range(21 - acme.get("/api/v1/crm/customers").json()["data"]["total_size"]):
         created(acme, "/api/v1/crm/customers", {"name": unique("Filler")})
     data = acme.get("/api/v1/crm/customers").json()["data"]
     assert len(data["items"]) == 20 and data["next_page_token"]

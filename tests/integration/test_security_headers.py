@@ -1,21 +1,11 @@
-"""Security headers on every response (HSTS only with TLS), and per-route body limits."""
+"""Security headers on every response (no HSTS without TLS; with TLS: test_tls.py), and
+per-route body limits."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from emulator.processes import stop
-from tests.support import granian_env, start_gateway
-
 HSTS = "Strict-Transport-Security"
-
-
-@pytest.fixture(scope="module")
-def tls_gateway(stack):
-    process, url = start_gateway(granian_env(stack.environment(), ERP_SERVER_TLS_ENABLED="true"))
-    yield url
-    stop(process)
 
 
 @pytest.mark.parametrize("path", ["/health", "/no/such/route"])
@@ -25,13 +15,6 @@ def test_every_answer_carries_the_security_headers_and_no_hsts_without_tls(http,
     assert h["X-Frame-Options"] == "DENY"
     assert h["Referrer-Policy"] == "no-referrer"
     assert HSTS not in h
-
-
-def test_hsts_is_sent_when_tls_is_enabled(tls_gateway):
-    for path in ("/health", "/no/such/route"):
-        h = httpx.get(tls_gateway + path, timeout=10).headers
-        assert h[HSTS].startswith("max-age=") and int(h[HSTS].split("=")[1].split(";")[0]) >= 31536000
-        assert h["X-Frame-Options"] == "DENY"
 
 
 def test_a_route_s_own_body_limit_applies(http):

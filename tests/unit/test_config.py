@@ -108,9 +108,9 @@ def test_env_defaults_to_os_environ(monkeypatch):
     ("ERP_SERVER_PORT", "8443", lambda c: c.server.port, 8443),
     ("ERP_SERVER_READ_TIMEOUT", "500ms", lambda c: c.server.read_timeout, 0.5),
     ("ERP_SERVER_REQUEST_TIMEOUT", "1h30m", lambda c: c.server.request_timeout, 5400.0),
-    ("ERP_SERVER_SHUTDOWN_TIMEOUT", "2d", lambda c: c.server.shutdown_timeout, 172800.0),
+    ("ERP_JWT_CACHE_DURATION", "2d", lambda c: c.jwt.cache_duration, 172800.0),
     ("ERP_SERVER_WRITE_TIMEOUT", "45", lambda c: c.server.write_timeout, 45.0),
-    ("ERP_SERVER_TLS_ENABLED", "yes", lambda c: c.server.tls_enabled, True),
+    ("ERP_SERVER_TLS_MIN_VERSION", "1.3", lambda c: c.server.tls_min_version, "1.3"),
     ("ERP_SERVER_TLS_ENABLED", "0", lambda c: c.server.tls_enabled, False),
     ("ERP_KAFKA_ENABLED", "TRUE", lambda c: c.kafka.enabled, True),
     ("ERP_KAFKA_ENABLED", "no", lambda c: c.kafka.enabled, False),
@@ -132,7 +132,7 @@ def test_env_values_parse(var, value, get, expected):
 @pytest.mark.parametrize("yaml_text, get, expected", [
     ("server: {read_timeout: 15}", lambda c: c.server.read_timeout, 15.0),   # bare number = seconds
     ("server: {read_timeout: 1.5}", lambda c: c.server.read_timeout, 1.5),
-    ("server: {tls_enabled: yes}", lambda c: c.server.tls_enabled, True),
+    ("server: {tls_min_version: 1.3}", lambda c: c.server.tls_min_version, "1.3"),
     ("kafka: {brokers: [a:1, b:2]}", lambda c: c.kafka.brokers, ("a:1", "b:2")),
     ("kafka: {brokers: 'a:1,b:2'}", lambda c: c.kafka.brokers, ("a:1", "b:2")),
     ("redis: {password: 12345}", lambda c: c.redis.password, "12345"),
@@ -207,7 +207,7 @@ def test_bad_env_value_message(var, value, expected_msg):
     ("cors: {allowed_methods: [GET, FETCH]}", "cors.allowed_methods[1]: 'FETCH' is not valid (expected one of GET,"),
     ("cors: {allowed_origins: {a: 1}}", "cors.allowed_origins: {'a': 1} is not valid (expected a list"),
     ("server: {read_timeout: -1}", "server.read_timeout: -1 is not valid (expected a duration like"),
-    ("server: {read_timeout: 0}", "server.read_timeout: 0 is not valid (expected a duration like 30s, 5m, 1h, 500ms (at least 1ms))"),
+    ("server: {read_timeout: 0}", "server.read_timeout: 0 is not valid (expected a duration like 30s, 5m, 1h, 500ms (at least 1ms, at most 1m))"),
     ("server: {tls_enabled: 2}", "server.tls_enabled: 2 is not valid (expected a boolean"),
 ])
 def test_bad_file_value_message(tmp_path, yaml_text, expected_msg):
@@ -374,7 +374,7 @@ def test_section_map_env_edits_one_field(extended):
      "rate_limits.rules.new.limit: missing (expected an integer of at least 1)"),
     ({}, "rate_limits: {rules: {x: {limt: 1}}}", "rate_limits.rules.x.limt: unknown key (known keys in rate_limits.rules.x: limit, window, key)"),
     ({}, "rbac: {roles: {super_admin: {parents: [admin]}}}",
-     "rbac: roles: cycle admin -> super_admin -> admin (expected an acyclic hierarchy)"),
+     "rbac.roles: cycle admin -> super_admin -> admin (expected an acyclic hierarchy)"),
     ({"ERP_RBAC_ROLES_ADMIN": "x"}, None, "ERP_RBAC_ROLES_ADMIN: environment variable names no configuration key"),
 ])
 def test_section_map_errors(extended, tmp_path, env, yaml_text, expected_msg):

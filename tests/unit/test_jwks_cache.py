@@ -79,7 +79,8 @@ async def test_concurrent_first_requests_share_one_fetch():
     fetch.gate = threading.Event()
     cache = make(fetch, clock)
     waiting = [asyncio.create_task(cache.key("k1")) for _ in range(20)]
-    await asyncio.sleep(0.05)
+    while fetch.calls == 0:  # the fetch is blocked in its thread; every task has asked by then
+        await asyncio.sleep(0.001)
     fetch.gate.set()
     assert all(k is not None for k in await asyncio.gather(*waiting))
     assert fetch.calls == 1

@@ -88,3 +88,22 @@ def test_client_ip_trusts_forwarded_for_only_from_configured_proxies(peer, xff, 
 
 def test_without_trusted_proxies_the_peer_is_the_client():
     assert ClientIp([]).resolve("127.0.0.1", "198.51.100.1") == "127.0.0.1"
+
+
+def test_register_counts_per_address_before_the_body_and_per_domain_after_it():
+    routes = {r.path: r for r in discover()}
+    register = RouteLimits.for_route(routes["/api/v1/auth/register"], CONFIG)
+    assert [p.name for p in register.before] == ["register"]
+    assert [p.name for p in register.after] == ["register_domain"] and register.needs_body
+    login = RouteLimits.for_route(routes["/api/v1/auth/login"], CONFIG)
+    assert login.before == () and [p.name for p in login.after] == ["login"]
+
+
+def test_a_per_domain_policy_needs_a_domain_field():
+    with pytest.raises(RegistryError, match=r"counts per domain but the body has no `domain` field"):
+        RouteLimits.for_route(route(auth=False, body=Body("B", {"email": EMAIL}), rate_limit=("register_domain",)), CONFIG)
+
+
+def test_rate_limit_takes_a_tuple_of_names_and_refuses_an_empty_one():
+    with pytest.raises(ValueError, match="a policy name or a tuple of them"):
+        route(rate_limit=())

@@ -54,6 +54,14 @@ def run(make_client, test):
     return uvloop.run(go())
 
 
+async def until_pending(c: ValkeyMux, n: int, timeout: float = 10) -> None:
+    """Until `c` has `n` commands sent and unanswered (what a sleep used to assume)."""
+    deadline = time.monotonic() + timeout
+    while sum(len(s.conn.pending) for s in c._slots if s.conn is not None) < n:
+        assert time.monotonic() < deadline, f"{n} commands never went out"
+        await asyncio.sleep(0.001)
+
+
 def connect(server, **kwargs) -> ValkeyMux:
     return ValkeyMux(server.host, server.port, **kwargs)
 
@@ -186,7 +194,7 @@ def test_pending_cap_fails_fast_instead_of_queueing(server):
     async def test(c):
         await c.ping()
         blocked = [asyncio.ensure_future(c.execute("BLPOP", k, "5")) for _ in range(3)]
-        await asyncio.sleep(0.05)  # all three written, none answered
+        await until_pending(c, 3)  # all three sent, none answered
         with pytest.raises(errors.ConnectionError, match="Too many pending"):
             await c.get(k)
         other = connect(server)
@@ -236,7 +244,7 @@ def test_server_restart_fails_pending_calls_and_a_later_call_reconnects(own_serv
     async def test(c):
         await c.ping()
         pending = [asyncio.ensure_future(c.execute("BLPOP", key(), "0")) for _ in range(5)]
-        await asyncio.sleep(0.05)
+        await until_pending(c, 5)
         own_server.stop()
         results = await asyncio.gather(*pending, return_exceptions=True)
         own_server.start()
@@ -294,7 +302,7 @@ def test_a_hung_server_costs_one_timeout_then_calls_fail_fast_until_it_answers(o
         await until_up(c)
         return first, slowest, refused, opened, time.monotonic() - started
 
-    first, slowest, refused, opened, back_after = run(lambda: connect(own_server, timeout=0.2, cooldown=0.2), test)
+    first, slowest, _refused, opened, back_after = run(lambda: connect(own_server, timeout=0.2, cooldown=0.2), test)
     assert [type(r) for r in first] == [errors.TimeoutError] * 10
     assert slowest < 0.05, slowest  # failing fast: no call waits for the hung server
     assert opened >= 3  # every probe timed out and opened it again
@@ -318,7 +326,9 @@ def test_a_hung_server_times_out_within_the_timeout_and_recovers(own_server):
 
     results, elapsed, up = run(lambda: connect(own_server, timeout=0.4, cooldown=0.1), test)
     assert [type(r) for r in results] == [errors.TimeoutError] * 10
-    assert 0.4 <= elapsed < 0.4 * 1.25 + 0.2  # the watchdog checks every timeout/4
+    # Not before the timeout; that they returned at all while the server stayed stopped is the
+    # watchdog's doing (no upper bound on a busy machine: pytest's timeout catches a hang).
+    assert 0.4 <= elapsed
     assert up is True
 
 
@@ -327,7 +337,7 @@ def test_close_fails_pending_calls_and_refuses_new_ones(server):
         c = connect(server)
         await c.ping()
         pending = asyncio.ensure_future(c.execute("BLPOP", key(), "0"))
-        await asyncio.sleep(0.05)
+        await until_pending(c, 1)
         await c.aclose()
         with pytest.raises(errors.ConnectionError, match="closed"):
             await c.ping()
@@ -337,14 +347,15 @@ def test_close_fails_pending_calls_and_refuses_new_ones(server):
     assert isinstance(result, errors.ConnectionError)
 
 
-def test_unreachable_server_raises_connection_error_quickly():
+def test_unreachable_server_raises_connection_error_not_a_timeout():
     async def test(c):
-        started = time.monotonic()
-        with pytest.raises(errors.ConnectionError):
+        with pytest.raises(errors.ConnectionError) as refused:
             await c.get("k")
-        return time.monotonic() - started
+        return refused.value
 
-    assert run(lambda: ValkeyMux("127.0.0.1", free_port("127.0.0.1")), test) < 1.0
+    # Refused at once: a ConnectionError, not the TimeoutError of waiting out redis.timeout.
+    error = run(lambda: ValkeyMux("127.0.0.1", free_port("127.0.0.1"), timeout=30), test)
+    assert not isinstance(error, errors.TimeoutError) and "Error connecting" in str(error)
 
 
 # ------------------------------------------------------------------ AUTH and SELECT

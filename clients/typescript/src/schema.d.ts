@@ -35,7 +35,9 @@ export interface paths {
         put?: never;
         /**
          * Sign out: revoke this session's access tokens everywhere and its refresh-token family.
-         * @description Sign out: revoke this session's access tokens everywhere and its refresh-token family.
+         * @description The session ended is always the one of the access token presented. A `refresh_token` in
+         *     the body must be one of that session's: another session's or user's is refused (400),
+         *     and that other session is left untouched (this one still ends).
          */
         post: operations["logout"];
         delete?: never;
@@ -1154,6 +1156,11 @@ export interface components {
             revocations?: "synced" | "per-request" | "unchecked (fail_open)" | "unchecked (fail_closed)";
             /** @enum {string} */
             status: "up" | "down";
+            /**
+             * @description gRPC backends: plaintext, TLS, or mutual TLS (grpc.tls)
+             * @enum {string}
+             */
+            tls?: "none" | "server" | "mutual";
         };
         /** @description One page of Employee records */
         EmployeePage: {

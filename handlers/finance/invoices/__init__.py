@@ -22,7 +22,7 @@ INVOICES = Collection(
         "number": text(1, 64, doc="Unique within the organization, e.g. INV-2025-0001"),
         "status": Field(str, required=False, choices=STATUSES, doc="New invoices start as draft"),
         "due_date": Field(str, required=False, format="date"),
-        "lines": Field(list, required=False, min_length=1, max_length=200, items=LINE,
+        "lines": Field(list, required=False, min_length=1, max_length=100, items=LINE,
                        doc="When given, the total is their sum"),
         "total": replace(MONEY, required=False, doc="Only for an invoice without lines"),
     },
