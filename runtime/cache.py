@@ -6,13 +6,14 @@
   only look under the current version, so a reader that loaded stale data just before a
   write can never publish it after the write (the race plain DEL-on-write has). Entries of
   old versions simply expire with their TTL; nothing grows without bound.
-- One read is one round trip: a script returns the version, the entry and, on a miss,
-  whether this caller won the fill lock. The request path sends it together with the
-  rate-limit check (`fetch(gate=...)`), so a cached read costs one round trip in all.
+- One read is one round trip: a script returns the version, the entry (and its PTTL) and, on
+  a miss, whether this caller won the fill lock.
 - Single flight: one load per key at a time, inside a worker (shared future) and across
   workers and instances (the fill lock; losers poll the entry briefly, then load anyway).
 - With Valkey down, requests go to the backends (counted as `bypass`) and /ready says
   degraded.
+- In front of it all, a near cache per worker (runtime.near_cache), invalidated by Valkey
+  itself: a hit there costs no round trip at all.
 """
 
 from __future__ import annotations
@@ -28,20 +29,22 @@ import orjson
 from valkey.exceptions import ValkeyError
 
 from runtime.errors import BackendTimeout
+from runtime.near_cache import _ABSENT
 
 if TYPE_CHECKING:
     from runtime.context import Context
+    from runtime.near_cache import NearCache
     from runtime.valkey_mux import ValkeyMux
 
 log = logging.getLogger("gateway.cache")
 
 # KEYS: version key, entry-key prefix; ARGV: lock suffix, lock ttl ms.
-# Returns {version, entry or false, 1 if this caller now holds the fill lock}.
+# Returns {version, entry or false, 1 if this caller now holds the fill lock, the entry's PTTL}.
 _READ = """
 local version = redis.call('GET', KEYS[1]) or '0'
 local key = KEYS[2] .. version
 local entry = redis.call('GET', key)
-if entry then return {version, entry, 0} end
+if entry then return {version, entry, 0, redis.call('PTTL', key)} end
 local locked = redis.call('SET', key .. ARGV[1], '1', 'NX', 'PX', ARGV[2])
 return {version, false, locked and 1 or 0}
 """
@@ -65,9 +68,13 @@ async def _within(ctx: "Context", waited: "asyncio.Future[Any]") -> Any:
 
 
 class Cache:
-    def __init__(self, valkey: "ValkeyMux", prefix: str, policies: Mapping[str, Any], *, lock_ttl: float = 5.0) -> None:
+    def __init__(self, valkey: "ValkeyMux", prefix: str, policies: Mapping[str, Any], *, lock_ttl: float = 5.0,
+                 near: "NearCache | None" = None) -> None:
         self.valkey = valkey
         self.prefix = prefix + "cache:"
+        # Version keys under a prefix of their own: the near cache's tracking watches only them.
+        self.version_prefix = prefix + "cachever:"
+        self.near = near
         self.policies = policies
         self.lock_ttl = lock_ttl
         self._read = valkey.register_script(_READ)
@@ -83,19 +90,12 @@ class Cache:
         return f"org:{principal.organization_id}"
 
     def _version_key(self, policy: str, scope: str) -> str:
-        return f"{self.prefix}{policy}:{scope}:version"
+        return f"{self.version_prefix}{policy}:{scope}"
 
     async def fetch(
         self, ctx: "Context", policy: str, resource: str, load: Callable[[], Awaitable[Any]],
-        gate: Awaitable[None] | None = None,
     ) -> tuple[Any, bool]:
         """(data, hit) for `resource` (path and query) under `policy`.
-
-        `gate` (the rate-limit check) must pass before anything is served, loaded or counted.
-        The entry is read meanwhile, so both share one Valkey round trip (the mux writes the
-        commands of one loop iteration together); if the gate raises, the read is dropped, a
-        fill lock it took is released, and requests of this worker that were waiting for that
-        read (whose own gates passed) fetch it themselves.
 
         On a miss the load runs as a task of its own (`load` must not depend on the caller's
         deadline: the pipeline gives it a context with a budget of its own), and every request
@@ -107,10 +107,15 @@ class Cache:
         digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
         local_key = f"{policy}:{scope}:{digest}"
         entry_prefix = f"{self.prefix}{local_key}:v"
+        near, generation = self.near, None
+        if near is not None and near.live:
+            data = near.get(local_key)
+            if data is not _ABSENT:
+                self.stats[f"{policy}:hit"] += 1
+                return data, True
+            generation = near.generation(f"{policy}:{scope}")
         waiting = self._inflight.get(local_key)
         if waiting is not None:  # another request of this worker is reading or loading it
-            if gate is not None:
-                await gate
             data = await _within(ctx, waiting)
             if data is _LEFT:  # it left before loading (refused, cancelled): read for ourselves
                 return await self.fetch(ctx, policy, resource, load)
@@ -119,23 +124,17 @@ class Cache:
         future = asyncio.get_running_loop().create_future()
         self._inflight[local_key] = future
         try:
-            read: Awaitable[list] | None = None
-            if gate is not None:
-                # A task, so that its EVALSHA is queued in the same loop iteration as the gate's.
-                read = asyncio.ensure_future(self._read_entry(policy, scope, entry_prefix))
-                try:
-                    await gate
-                except BaseException:
-                    await self._drop(read, entry_prefix)
-                    raise
-            found = await self._lookup(policy, scope, entry_prefix, read)
+            found = await self._lookup(policy, scope, entry_prefix)
         except BaseException:
             self._hand_over(local_key, future, _LEFT)
             raise
+        near_key = (local_key, f"{policy}:{scope}", generation) if generation is not None else None
         if found[0] is not _MISS:
             self._hand_over(local_key, future, found[0])
+            if near is not None and generation is not None and found[3] > 0:
+                near.put(local_key, f"{policy}:{scope}", found[0], found[2], found[3] / 1000, generation)
             return found[0], True
-        fill = asyncio.get_running_loop().create_task(self._fill(policy, found[1], found[2], load))
+        fill = asyncio.get_running_loop().create_task(self._fill(policy, found[1], found[2], load, near_key))
         fill.add_done_callback(lambda task: self._hand_over(local_key, future, task))
         return await _within(ctx, fill), False
 
@@ -159,41 +158,31 @@ class Cache:
         """[version, entry or None, 1 if this caller now holds the fill lock]: one script call."""
         return self._read(keys=[self._version_key(policy, scope), entry_prefix], args=self._read_args)
 
-    async def _drop(self, read: Awaitable[list], entry_prefix: str) -> None:
-        """Discard the read of a refused request: nothing is counted, and its fill lock is released."""
+    async def _lookup(self, policy: str, scope: str, entry_prefix: str) -> tuple[Any, Any, Any, float]:
+        """(data, True, its size, its PTTL) on a hit, else (_MISS, entry key or None when Valkey is
+        down, locked, 0); a hit found by waiting for another filler has no PTTL (0: not kept near)."""
         try:
-            version, _, locked = await read
-        except (ValkeyError, OSError):
-            return
-        if locked:
-            await self._release(entry_prefix + version.decode() + _LOCK)
-
-    async def _lookup(self, policy: str, scope: str, entry_prefix: str,
-                      read: Awaitable[list] | None) -> tuple[Any, Any, bool]:
-        """(data, True, _) on a hit, else (_MISS, entry key or None when Valkey is down, locked)."""
-        if read is None:
-            read = self._read_entry(policy, scope, entry_prefix)
-        try:
-            version, entry, locked = await read
+            version, entry, locked, *pttl = await self._read_entry(policy, scope, entry_prefix)
         except (ValkeyError, OSError) as exc:
             self.stats[f"{policy}:bypass"] += 1
             # Not a warning per request: the client's breaker logs when Valkey goes and comes back.
             log.debug("cache unavailable, reading through", extra={"error": str(exc)[:200]})
-            return _MISS, None, False
+            return _MISS, None, False, 0
         key = entry_prefix + version.decode()
         if entry is not None:
             self.stats[f"{policy}:hit"] += 1
-            return orjson.loads(entry), True, False
+            return orjson.loads(entry), len(entry), len(entry), pttl[0] if pttl else 0
         if not locked:  # another worker or instance is filling it: wait briefly for it
             entry = await self._wait_for(key)
             if entry is not None:
                 self.stats[f"{policy}:hit"] += 1
-                return orjson.loads(entry), True, False
+                return orjson.loads(entry), len(entry), len(entry), 0
         self.stats[f"{policy}:miss"] += 1
-        return _MISS, key, bool(locked)
+        return _MISS, key, bool(locked), 0
 
-    async def _fill(self, policy: str, key: str | None, locked: bool, load) -> Any:
-        """Load from the backend and store the entry (unless Valkey was down: key None)."""
+    async def _fill(self, policy: str, key: str | None, locked: bool, load, near_key: tuple | None = None) -> Any:
+        """Load from the backend and store the entry (unless Valkey was down: key None), and
+        near (`near_key`: local key, scope, generation) once Valkey holds it."""
         try:
             data = await load()
         except BaseException:
@@ -202,13 +191,14 @@ class Cache:
             raise
         if key is None:
             return data
+        ttl = max(1, int(self.policies[policy].ttl))
+        raw = orjson.dumps(data)
         try:
-            await self.valkey.execute_many((
-                ("SET", key, orjson.dumps(data), "EX", max(1, int(self.policies[policy].ttl))),
-                ("DEL", key + _LOCK),
-            ))
+            await self.valkey.execute_many((("SET", key, raw, "EX", ttl), ("DEL", key + _LOCK)))
         except (ValkeyError, OSError):
-            pass  # the answer is still good; the next reader loads again
+            return data  # the answer is still good; the next reader loads again
+        if near_key is not None and self.near is not None:
+            self.near.put(near_key[0], near_key[1], data, len(raw), ttl, near_key[2])
         return data
 
     async def _release(self, lock: str) -> None:
@@ -231,6 +221,9 @@ class Cache:
 
     async def invalidate(self, ctx: "Context", policies: tuple[str, ...]) -> None:
         """After a write: every entry of these policies in the caller's scope is stale."""
+        if self.near is not None:  # this worker's own readers at once; the others when the push comes
+            for p in policies:
+                self.near.drop_scope(f"{p}:{self._scope(ctx, p)}")
         try:
             await self.valkey.execute_many(("INCR", self._version_key(p, self._scope(ctx, p))) for p in policies)
         except (ValkeyError, OSError) as exc:

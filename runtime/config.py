@@ -542,6 +542,9 @@ RATE_LIMIT_POLICY = Section("rate_limit_policy", {
     "key": F(Enum("user", "ip", "email_ip", "domain"), "ip",
              "What is counted: the signed-in user, the client IP, the login email with the client IP, "
              "or the body's `domain` (registration)."),
+    "mode": F(Enum("exact", "synced"), "synced",
+              "exact: one Valkey round trip per request; synced: counted per worker, reconciled every "
+              "sync_interval (stays exact when the fleet's overshoot would exceed 10% of the limit)."),
 }, validate=_check_rate_limit_policy)
 
 
@@ -558,6 +561,9 @@ def _check_rate_limits(c: Any) -> None:
 
 RATE_LIMITS = Section("rate_limits", {
     "enabled": F(Bool(), True, "Limit requests at all."),
+    "sync_interval": F(Duration(min=0.001), "100ms", "How often a worker reconciles its synced counts with Valkey."),
+    "fleet_workers": F(Int(min=1), 4, "Workers of every instance sharing the limits: sizes each worker's synced "
+                                      "allowance so that together they overshoot by at most 10% of a limit."),
     "policies": F(SectionMap(RATE_LIMIT_POLICY), {
         "user": {"limit": 600, "window": "1m", "key": "user"},
         "anonymous": {"limit": 60, "window": "1m", "key": "ip"},
@@ -588,6 +594,9 @@ CACHE = Section("cache", {
     "enabled": F(Bool(), True, "Cache-aside in Valkey for routes that declare a cache policy."),
     "policies": F(SectionMap(CACHE_POLICY), _domain_cache_policies,
                   "Named cache policies, referenced by routes as cache=\"name\" (defaults: each domain's)."),
+    "near": F(Bool(), True, "A near cache per worker in front of Valkey, invalidated by Valkey (CLIENT TRACKING)."),
+    "near_max_entries": F(Int(min=1), 10_000, "Most entries one worker's near cache holds (least recently used out)."),
+    "near_max_bytes": F(Int(min=1), 32 * 1024 * 1024, "Most bytes of entries (their JSON) one worker's near cache holds."),
 }, "Response cache.")
 
 METRICS = Section("metrics", {

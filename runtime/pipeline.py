@@ -10,19 +10,11 @@ its default budget is per user, and before the body is read; a named policy keye
 body (login: email and client IP) is checked again right after body validation. A request
 whose authentication fails spends the anonymous budget of its address.
 
-A cached read (a route with `cache=` and no body, signed in) would pay two Valkey round trips
-one after the other: the rate-limit script, then the cache-read script. Instead both scripts
-go out in one write (`Cache.fetch(gate=...)`), so the request pays one. That is speculation,
-and it keeps the order of outcomes (401 -> 429 -> 403 -> 400 -> cache) by only speculating
-when nothing between the rate limit and the cache can refuse the request:
-
-- Authorization and query validation are pure and in memory, so they are run first
-  (`_read_ahead`); only when both pass is the cache read started with the rate limit. When
-  either fails, the request takes the ordinary path, where the limiter's 429 still comes
-  before their 403 or 400 (they simply run again, in their turn).
-- A route with a body is never speculated on: reading it is I/O that a 429 must come before.
-- When the limiter refuses, the read's answer is discarded (nothing served, no hit or miss
-  counted) and a fill lock it took is released, so other readers are not kept waiting.
+A cached read pays no Valkey round trip in the usual case: the rate limit is counted in the
+worker (runtime.security.synced_limits) and the entry comes from the near cache
+(runtime.near_cache). So the stages simply run in order; the read-ahead that used to send the
+rate-limit script and the cache read in one write was removed once it no longer paid
+(loadtests/README.md: 34 µs CPU per /me without it, 37-39 with it).
 """
 
 from __future__ import annotations
@@ -38,7 +30,7 @@ from falcon.uri import parse_query_string
 
 from runtime.context import Context
 from runtime.endpoint import PATH_PARAMETER, Route
-from runtime.errors import ApiError, Forbidden, Unauthenticated, ValidationFailed
+from runtime.errors import Forbidden, Unauthenticated, ValidationFailed
 from runtime.auth.tokens import bearer_token
 from runtime.idempotency import HEADER, applies as idempotency_applies
 from runtime.observability import tracing
@@ -145,10 +137,8 @@ def _resource_key(req: falcon.asgi.Request, ctx: Context) -> str:
     return req.path + "?" + urlencode(sorted(ctx.query.items()), doseq=True)
 
 
-async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx: Context, params: dict,
-                       gate: Awaitable[None] | None = None) -> Any:
-    """The handler, through the cache when the route declares a policy; `gate`: the rate-limit
-    check, to send with the cache read (the caller made sure the route reads the cache)."""
+async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx: Context, params: dict) -> Any:
+    """The handler, through the cache when the route declares a policy."""
     route, cache = ctx.route, ctx.resources.cache
     if cache is None or ctx.principal is None:
         return await route.handler(req, ctx, **params)
@@ -163,7 +153,7 @@ async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx
             return result
 
         with tracing.span(f"cache {route.cache}", attributes={"db.system": "valkey"}):
-            result, hit = await cache.fetch(ctx, route.cache, _resource_key(req, ctx), load, gate)
+            result, hit = await cache.fetch(ctx, route.cache, _resource_key(req, ctx), load)
         resp.set_header("X-Cache", "HIT" if hit else "MISS")
         return result
     result = await route.handler(req, ctx, **params)
@@ -173,31 +163,12 @@ async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx
     return result
 
 
-def _read_ahead(req: falcon.asgi.Request, ctx: Context, params: dict[str, str]) -> bool:
-    """Authorization and query validation ahead of their turn (they are pure): True when both
-    pass, so that only the rate limit stands between the request and the cache."""
-    route = ctx.route
-    try:
-        if route.permission is not None:
-            authorize(ctx, route.permission)
-        if route.query is not None or req.query_string:
-            ctx.query = validate_query(req, route)
-        if params:
-            check_path(params)
-    except ApiError:
-        return False
-    return True
-
-
 def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
     """The Falcon responder for one route; `state.resources` is filled by the lifespan."""
     max_body = route.max_body_bytes
     limits = RouteLimits.for_route(route, state.config)  # a bad declaration stops start-up here
     if limits is not None:
         state.route_limits.append(limits)  # for hot reload (runtime.reload)
-    # A cached read with nothing to read after the limit: its rate limit may share the cache
-    # read's round trip (the module docstring).
-    speculate = limits is not None and not limits.needs_body and route.cache is not None and route.body is None
     idempotent = idempotency_applies(route)
 
     async def respond(req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: str) -> None:
@@ -212,30 +183,26 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
                 if limits is not None:  # a failed sign-in is anonymous: it spends the address's budget
                     await limits.enforce_anonymous(resp, ctx)
                 raise
-        if speculate and limits is not None and ctx.principal is not None and resources.cache is not None \
-                and _read_ahead(req, ctx, params):
-            result = await call_handler(req, resp, ctx, params, gate=limits.enforce(resp, ctx))
-        else:
-            if limits is not None:  # before the body: a refused client never gets to send one
-                await limits.enforce(resp, ctx)
-            if route.permission is not None:
-                authorize(ctx, route.permission)
-            if route.body is not None:
-                limit = max_body or resources.config.server.max_body_bytes
-                ctx.body = route.body.validate(await read_json(req, limit))
-                if limits is not None and limits.needs_body:
-                    await limits.enforce_body(resp, ctx)
-            if route.query is not None or req.query_string:
-                ctx.query = validate_query(req, route)
-            if params:
-                check_path(params)
-            if idempotent and resources.idempotency is not None and req.get_header(HEADER) is not None:
-                async def handle() -> None:
-                    write_success(resp, route, await call_handler(req, resp, ctx, params))
+        if limits is not None:  # before the body: a refused client never gets to send one
+            await limits.enforce(resp, ctx)
+        if route.permission is not None:
+            authorize(ctx, route.permission)
+        if route.body is not None:
+            limit = max_body or resources.config.server.max_body_bytes
+            ctx.body = route.body.validate(await read_json(req, limit))
+            if limits is not None and limits.needs_body:
+                await limits.enforce_body(resp, ctx)
+        if route.query is not None or req.query_string:
+            ctx.query = validate_query(req, route)
+        if params:
+            check_path(params)
+        if idempotent and resources.idempotency is not None and req.get_header(HEADER) is not None:
+            async def handle() -> None:
+                write_success(resp, route, await call_handler(req, resp, ctx, params))
 
-                await resources.idempotency.run(req, resp, ctx, ctx.body, handle)
-                return
-            result = await call_handler(req, resp, ctx, params)
+            await resources.idempotency.run(req, resp, ctx, ctx.body, handle)
+            return
+        result = await call_handler(req, resp, ctx, params)
         write_success(resp, route, result, if_none_match=req.get_header("If-None-Match"))
 
     respond.__name__ = f"on_{route.method.lower()}"

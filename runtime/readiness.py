@@ -45,8 +45,11 @@ DEPENDENCY = Record("Dependency", {
               "additionalProperties": {"type": "number"}},
     "counters": {"type": "object", "description": "kafka: emitted, produced, spooled, replayed, retried, "
                  "dead_lettered, dropped, queue_full", "additionalProperties": {"type": "integer", "minimum": 0}},
+    "near_cache": {"type": "string", "enum": ["live", "blind"],
+                   "description": "valkey: the per-worker near cache; blind (flushed and bypassed) while "
+                                  "invalidations cannot be received"},
 }, optional=("error", "breaker", "in_flight", "tls", "rate_limits", "revocations", "revocation_checks_unchecked",
-             "realtime", "mode", "brokers", "queued", "spool", "counters"),
+             "realtime", "near_cache", "mode", "brokers", "queued", "spool", "counters"),
    doc="One dependency's health")
 READINESS = Record("Readiness", {
     "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
@@ -75,7 +78,9 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
     valkey = dependencies.get("valkey")
     if resources.limiter is not None and valkey is not None:
         # The limiter's own view: its last call may have failed before the next health check.
-        valkey["rate_limits"] = "shared" if resources.limiter.shared else "local"
+        synced = resources.limiter.synced
+        shared = resources.limiter.shared and (synced is None or synced.shared)
+        valkey["rate_limits"] = "shared" if shared else "local"
         if valkey["rate_limits"] == "local" and valkey["status"] == "up":
             valkey["status"], valkey["error"] = "down", "rate limits counted per worker"
     if valkey is not None:
@@ -95,6 +100,9 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         valkey["revocation_checks_unchecked"] = revocations.unchecked
         # Whether this worker's realtime fan-out subscription is live (messages reach its sockets).
         valkey["realtime"] = "subscribed" if resources.realtime.subscribed else "resubscribing"
+        near = resources.cache.near if resources.cache is not None else None
+        if near is not None:  # blind costs speed (every read goes to Valkey), never correctness
+            valkey["near_cache"] = "live" if near.live else "blind"
     if resources.events is not None:
         # Optional: while the broker is away events go to the spool, so the gateway is degraded.
         dependencies["kafka"] = resources.events.health()

@@ -25,10 +25,12 @@ from runtime.events import open_publisher
 from runtime.observability import metrics
 from runtime.rbac import Policy
 from runtime.security.account_lockout import AccountLockout
+from runtime.near_cache import NearCache
 from runtime.realtime.hub import Hub
 from runtime.security.ratelimit import RateLimiter
+from runtime.security.synced_limits import SyncedLimiter
 from runtime.idempotency import IdempotencyStore
-from runtime.valkey_mux import ValkeyMux
+from runtime.valkey_mux import Tracker, ValkeyMux
 
 
 log = logging.getLogger("gateway")
@@ -96,10 +98,16 @@ class Resources:
         self.revocations = RevocationList(self.valkey, self.valkey_mux, r.key_prefix, leeway=j.leeway,
                                           unavailable=config.security.revocation_unavailable)
         self.policy = Policy(config.rbac.roles)
-        self.cache = Cache(self.valkey_mux, r.key_prefix, config.cache.policies) if config.cache.enabled else None
-        if self.cache is not None:
+        self.cache = self.tracker = None
+        if config.cache.enabled:
+            c = config.cache
+            near = NearCache(r.key_prefix + "cachever:", c.near_max_entries, c.near_max_bytes) if c.near else None
+            self.cache = Cache(self.valkey_mux, r.key_prefix, c.policies, near=near)
             self.cache.stats = metrics.MirroredCounter(metrics.CACHE_REQUESTS)  # "<policy>:hit|miss|bypass"
-        self.limiter = RateLimiter(self.valkey_mux) if config.rate_limits.enabled else None
+            if near is not None:  # Valkey pushes every change of a version key to every worker
+                self.tracker = Tracker(self.valkey_mux, [self.cache.version_prefix], near.invalidated, near.tracking)
+        self.limiter = (RateLimiter(self.valkey_mux, synced=SyncedLimiter(self.valkey_mux, config.rate_limits.sync_interval))
+                        if config.rate_limits.enabled else None)
         failures = config.security.login_failures
         self.lockout = AccountLockout(self.limiter or RateLimiter(self.valkey_mux), failures.limit, failures.window,
                                       r.key_prefix) if failures.limit > 0 else None
@@ -134,11 +142,17 @@ class Resources:
         self.jwks.start()
         self.revocations.start()
         self.realtime.start()
+        if self.tracker is not None:
+            self.tracker.start()
 
     async def close(self) -> None:
         if self.events is not None:  # requests have drained: deliver or spool what is left
             await asyncio.to_thread(self.events.close, self.config.kafka.flush_timeout)
         await self.realtime.close()
+        if self.tracker is not None:
+            await self.tracker.close()
+        if self.limiter is not None and self.limiter.synced is not None:
+            await self.limiter.synced.aclose()  # before the mux: what this worker admitted is pushed
         await self.revocations.close()
         await self.jwks.close()
         await self.health.stop()

@@ -27,6 +27,10 @@ connection (or a few, `redis.connections`) per worker, shared by every request o
 - Errors are valkey-py's exception types and replies its raw types (bytes, int, list, None),
   so callers' `except (ValkeyError, OSError)` fallbacks work unchanged.
 
+- Server-assisted invalidation (`Tracker`): one more connection per worker speaks RESP3
+  (HELLO 3) with `CLIENT TRACKING on BCAST PREFIX ...`, so Valkey pushes the name of every key
+  under those prefixes that anyone changes; the near cache (runtime.near_cache) drops what it
+  holds of them. Push frames (`>`) go to a callback, never to a caller's future.
 Pub/sub, SCAN and the health check stay on valkey-py: they are off the request path.
 """
 
@@ -36,7 +40,7 @@ import asyncio
 import hashlib
 import logging
 from collections import deque
-from typing import Any, Awaitable, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from valkey import exceptions as errors
 from valkey._parsers.base import BaseParser  # maps "-NOSCRIPT ..." etc. to valkey-py's classes
@@ -46,6 +50,10 @@ from runtime.backends.breaker import CLOSED, CircuitBreaker, CircuitOpen
 log = logging.getLogger("gateway.valkey")
 
 _INCOMPLETE = object()
+
+
+class Push(list):
+    """A RESP3 out-of-band push (`>`), e.g. ["invalidate", [keys] or None]: nobody's reply."""
 
 
 class CircuitOpenError(errors.ConnectionError):
@@ -109,6 +117,36 @@ def parse(buf: bytes, pos: int) -> tuple[Any, int]:
         return buf[pos + 1:end], end + 2
     if kind == 45:  # - error
         return BaseParser.parse_error(buf[pos + 1:end].decode(errors="replace")), end + 2
+    return _parse_resp3(buf, pos, end, kind)
+
+
+def _parse_resp3(buf: bytes, pos: int, end: int, kind: int) -> tuple[Any, int]:
+    """The RESP3 types, which only the tracking connection (HELLO 3) receives."""
+    if kind in (62, 126, 37):  # > push, ~ set, % map (as a flat list of keys and values)
+        count = int(buf[pos + 1:end]) * (2 if kind == 37 else 1)
+        items, pos = (Push() if kind == 62 else []), end + 2
+        for _ in range(count):
+            item, pos = parse(buf, pos)
+            if item is _INCOMPLETE:
+                return item, pos
+            items.append(item)
+        return items, pos
+    if kind == 95:  # _ null
+        return None, end + 2
+    if kind == 35:  # # boolean
+        return buf[pos + 1:end] == b"t", end + 2
+    if kind == 44:  # , double
+        return float(buf[pos + 1:end]), end + 2
+    if kind == 40:  # ( big number
+        return int(buf[pos + 1:end]), end + 2
+    if kind in (61, 33):  # = verbatim string, ! blob error: sized like a bulk string
+        size = int(buf[pos + 1:end])
+        stop = end + 2 + size
+        if len(buf) < stop + 2:
+            return _INCOMPLETE, stop + 2
+        if kind == 33:
+            return BaseParser.parse_error(buf[end + 2:stop].decode(errors="replace")), stop + 2
+        return buf[end + 6:stop], stop + 2  # without the "txt:" format prefix
     raise errors.InvalidResponse(f"Protocol error, got {buf[pos:pos + 1]!r} as reply type byte")
 
 
@@ -133,6 +171,7 @@ class _Connection(asyncio.Protocol):
         self._need = 0  # bytes the incomplete reply needs at least before parsing it again
         self._watchdog: asyncio.TimerHandle | None = None
         self._outbox: list[bytes] = []  # commands of this loop iteration, written together
+        self.on_push: Callable[[Push], None] | None = None  # RESP3 pushes (the tracking connection)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -199,6 +238,10 @@ class _Connection(asyncio.Protocol):
                     self._size, self._need = len(data) - pos, after - pos
                     return
                 pos = after
+                if type(reply) is Push:
+                    if self.on_push is not None:
+                        self.on_push(reply)
+                    continue
                 future = pending.popleft()[0]  # IndexError: a reply nobody asked for
                 if not future.done():  # a cancelled caller's reply is read and dropped
                     if isinstance(reply, errors.ValkeyError):  # an error reply (NOAUTH is a ConnectionError)
@@ -473,3 +516,64 @@ class ValkeyMux:
             if conn is not None:
                 conn.fail(errors.ConnectionError("Valkey client is closed"))
                 await conn.lost
+
+
+class Tracker:
+    """Server-assisted invalidation: one RESP3 connection with `CLIENT TRACKING on BCAST` over
+    `prefixes`. `on_invalidate(keys)` gets the keys of every push (None: everything, after a
+    FLUSHALL); `on_state(live)` says when tracking starts and when it is lost (the holder must
+    then forget everything: changes made while blind are never pushed). A PING every
+    `ping_interval` lets the watchdog notice a server that stopped answering."""
+
+    def __init__(self, client: ValkeyMux, prefixes: Sequence[str], on_invalidate: Callable[[list | None], None],
+                 on_state: Callable[[bool], None], *, ping_interval: float = 1.0, retry_interval: float = 0.5) -> None:
+        self.client = client
+        self.command = ("CLIENT", "TRACKING", "on", "BCAST", *(a for p in prefixes for a in ("PREFIX", p)))
+        self.on_invalidate = on_invalidate
+        self.on_state = on_state
+        self.ping_interval = ping_interval
+        self.retry_interval = retry_interval
+        self.live = False
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    def _pushed(self, push: Push) -> None:
+        if len(push) >= 2 and push[0] == b"invalidate":
+            self.on_invalidate(push[1])
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn = None
+            try:
+                conn = await self.client._open(loop)
+                conn.on_push = self._pushed
+                await conn.call_many([pack(("HELLO", "3")), pack(self.command)])
+                self.live = True
+                self.on_state(True)
+                while conn.error is None:
+                    try:
+                        await asyncio.wait_for(asyncio.shield(conn.lost), self.ping_interval)
+                    except asyncio.TimeoutError:
+                        await conn.call_many([pack(("PING",))])
+            except (errors.ValkeyError, OSError, asyncio.TimeoutError) as exc:
+                log.debug("cache invalidation connection failed", extra={"error": str(exc)[:200]})
+            finally:
+                if conn is not None:
+                    conn.fail(errors.ConnectionError("tracking connection closed"))
+                if self.live:
+                    self.live = False
+                    self.on_state(False)
+            await asyncio.sleep(self.retry_interval)

@@ -98,6 +98,35 @@ def where(key: tuple[str, int, str]) -> str:
     return f"{filename}:{line} {function}"
 
 
+# The pipeline's stages (runtime/pipeline.py) and the middleware around them: (file suffix, function).
+STAGES = (
+    ("middleware in", ("runtime/middleware.py", "process_request")),
+    ("authenticate", ("runtime/pipeline.py", "authenticate")),
+    ("  verify token", ("runtime/auth/tokens.py", "verify")),
+    ("  revocation", ("runtime/auth/revocation.py", "is_revoked")),
+    ("rate limit", ("runtime/security/route_limits.py", "enforce")),
+    ("authorize", ("runtime/pipeline.py", "authorize")),
+    ("query", ("runtime/pipeline.py", "validate_query")),
+    ("read ahead", ("runtime/pipeline.py", "_read_ahead")),
+    ("cache + handler", ("runtime/pipeline.py", "call_handler")),
+    ("  cache fetch", ("runtime/cache.py", "fetch")),
+    ("envelope", ("runtime/pipeline.py", "write_success")),
+    ("middleware out", ("runtime/middleware.py", "process_response")),
+)
+
+
+def print_stages(stats: pstats.Stats, requests: int) -> None:
+    """Cumulative CPU µs per request of each stage's function (0 when the stage did not run)."""
+    cum: dict[str, float] = {}
+    for (filename, _, function), (_, _, _, total, _) in stats.stats.items():  # type: ignore[attr-defined]
+        for name, (suffix, fn) in STAGES:
+            if function == fn and filename.endswith(suffix):
+                cum[name] = cum.get(name, 0.0) + total
+    print("  per stage: cumulative CPU µs per request under cProfile (inflated; compare stages, runs)")
+    for name, _ in STAGES:
+        print(f"    {name:18} {cum.get(name, 0.0) / requests * 1e6:8.1f}")
+
+
 def print_top(stats: pstats.Stats, requests: int, top: int) -> None:
     # (file, line, function) -> (primitive calls, calls, own s, cumulative s, callers); this client left out
     rows = [(k, v) for k, v in stats.stats.items() if k[0] != __file__]  # type: ignore[attr-defined]
@@ -135,6 +164,8 @@ async def measure(name: str, app: Any, path: str | None, requests: int, top: int
         await drive(client, requests, path, headers)
         profiler.disable()
     print(f"\n{name} GET {path}: {requests:,} requests, {cpu_us:.1f} µs CPU/request ({wall_us:.1f} µs wall)")
+    if name != "hello":
+        print_stages(pstats.Stats(profiler), requests)
     print_top(pstats.Stats(profiler), requests, top)
     return cpu_us
 

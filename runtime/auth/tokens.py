@@ -1,7 +1,9 @@
 """Access-token verification (RFC 9068 profile, RFC 8725 best practices).
 
 RSA verification costs ~150 µs in PyJWT, so a verified token is cached by its exact string
-until it expires: RSA runs once per token, not once per request. Each hit checks that the
+until it expires: RSA runs once per token, not once per request, and a token arriving on many
+concurrent requests before it is cached is verified once (single flight: the others await the
+same verification). Each hit checks that the
 token's signing key is still published (a dict lookup), so a key withdrawn from the JWKS
 (compromised) stops its tokens on the next request, cached or not. Revocation is checked
 separately on every request (runtime.auth.revocation).
@@ -9,6 +11,7 @@ separately on every request (runtime.auth.revocation).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -47,6 +50,7 @@ class TokenVerifier:
         self.leeway = leeway
         self.cache_size = cache_size
         self._verified: OrderedDict[str, Principal] = OrderedDict()
+        self._verifying: dict[str, asyncio.Future] = {}  # token -> the verification under way
 
     async def verify(self, token: str) -> Principal:
         principal = self._verified.get(token)
@@ -58,6 +62,19 @@ class TokenVerifier:
             else:
                 del self._verified[token]
                 raise Unauthenticated("Token has expired")
+        task = self._verifying.get(token)
+        if task is None:
+            # A task of its own: a caller that goes away (cancelled) never cancels the others' wait.
+            task = self._verifying[token] = asyncio.get_running_loop().create_task(self._verify_new(token))
+            task.add_done_callback(lambda t: self._verified_done(token, t))
+        return await asyncio.shield(task)
+
+    def _verified_done(self, token: str, task: asyncio.Task) -> None:
+        del self._verifying[token]
+        if not task.cancelled():
+            task.exception()  # retrieved: no warning when every caller had gone
+
+    async def _verify_new(self, token: str) -> Principal:
         principal = await self._verify_signature(token)
         self._verified[token] = principal
         if len(self._verified) > self.cache_size:

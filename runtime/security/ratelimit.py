@@ -24,12 +24,15 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 from valkey.exceptions import ValkeyError
 
 from runtime.observability import tracing
 from runtime.valkey_mux import ValkeyMux
+
+if TYPE_CHECKING:
+    from runtime.security.synced_limits import SyncedLimiter
 
 log = logging.getLogger("gateway.ratelimit")
 
@@ -42,6 +45,8 @@ class Policy:
     limit: int
     window: float  # seconds
     key: str  # "user" | "ip" | "email_ip"
+    # Requests one worker admits between syncs with Valkey (runtime.security.synced_limits); 0: exact.
+    allowance: int = 0
     # SCRIPT's ARGV for this policy, (interval, window) in microseconds: computed once, not per check.
     script_args: tuple[int, int] = field(init=False, repr=False, compare=False)
 
@@ -147,15 +152,34 @@ _SPAN_ATTRIBUTES = {"db.system": "valkey", "db.operation": "EVALSHA"}
 
 
 class RateLimiter:
-    """Checks (policy, key) pairs against Valkey in one round trip; falls back to local."""
+    """Checks (policy, key) pairs against Valkey in one round trip; falls back to local.
 
-    def __init__(self, valkey: ValkeyMux, local: LocalLimiter | None = None) -> None:
+    Policies with an allowance are counted by `synced` instead (no round trip per request);
+    a check that holds both kinds admits only when both do."""
+
+    def __init__(self, valkey: ValkeyMux, local: LocalLimiter | None = None,
+                 synced: "SyncedLimiter | None" = None) -> None:
         self.script = valkey.register_script(SCRIPT)
         self.local = local or LocalLimiter()
+        self.synced = synced
         self.shared = True  # False while the last attempt to reach Valkey failed (counting locally)
 
     async def check(self, rules: Sequence[tuple[Policy, str]], commit: bool = True) -> Decision:
         """Admit (and count, unless `commit` is False: only look) one request against every rule."""
+        if self.synced is None or not any(policy.allowance for policy, _ in rules):
+            return await self.check_exact(rules, commit)
+        synced = [rule for rule in rules if rule[0].allowance]
+        decision = await self.synced.check(synced, commit)
+        exact = [rule for rule in rules if not rule[0].allowance]
+        if not exact or not decision.allowed:
+            return decision
+        other = await self.check_exact(exact, commit)
+        if commit and not other.allowed:
+            self.synced.undo(synced)  # a refused request consumes nothing
+        return Decision(other.allowed, decision.outcomes + other.outcomes)
+
+    async def check_exact(self, rules: Sequence[tuple[Policy, str]], commit: bool = True) -> Decision:
+        """One EVALSHA of SCRIPT (today's per-request check)."""
         args = [a for policy, _ in rules for a in policy.script_args]
         args.append(1 if commit else 0)
         try:

@@ -23,6 +23,7 @@ from runtime.endpoint import RegistryError, Route
 from runtime.errors import RateLimited
 from runtime.observability import metrics
 from runtime.security.ratelimit import Policy, headers
+from runtime.security.synced_limits import allowance
 
 if TYPE_CHECKING:
     from runtime.context import Context
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 
 def _policy(name: str, config: Any) -> Policy:
     p = config.policies[name]
-    return Policy(name, p.limit, p.window, p.key)
+    spend = allowance(p.limit, config.fleet_workers) if p.mode == "synced" else 0
+    return Policy(name, p.limit, p.window, p.key, spend)
 
 
 # Policy keys read from the validated body: checked after it, in a second round trip.

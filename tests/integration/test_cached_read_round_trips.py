@@ -1,5 +1,6 @@
-"""A signed-in cached read sends its rate-limit check and its cache read in one Valkey write,
-without giving up the order of outcomes (401 -> 429 -> 403 -> cache) or leaving fill locks.
+"""A signed-in cached read is served from the near cache with the synced rate limit (no Valkey
+write at all); without them it reads Valkey, and the order of outcomes (401 -> 429 -> 403 ->
+cache) holds without leaving fill locks.
 
 The gateway runs in this process (falcon's ASGI conductor, real Valkey and backends from
 `stack`) so that the request path's Valkey writes can be counted: each `_Connection._flush`
@@ -64,7 +65,34 @@ async def sign_in(conductor, email: str) -> dict:
     return {"Authorization": "Bearer " + answer.json["data"]["access_token"]}
 
 
-def test_a_cached_read_is_one_valkey_round_trip(stack, writes, valkey_client):
+async def near_cache_live(conductor) -> None:
+    """Wait until this worker's invalidation connection is up (the near cache serves only then)."""
+    for _ in range(200):
+        ready = await conductor.simulate_get("/ready")
+        if ready.json["data"]["dependencies"]["valkey"].get("near_cache") == "live":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the near cache never went live")
+
+
+def test_a_cached_read_served_near_makes_no_valkey_round_trip(stack, writes, valkey_client):
+    async def check(conductor):
+        await near_cache_live(conductor)
+        auth = await sign_in(conductor, "employee@acme.example")
+        first = await conductor.simulate_get("/api/v1/auth/me", headers=auth)
+        before = writes[0]
+        second = await conductor.simulate_get("/api/v1/auth/me", headers=auth)
+        return first, second, writes[0] - before
+
+    # No background sync during the test: only what the request itself sends is counted.
+    first, second, written = run(stack, check, ERP_RATE_LIMITS_SYNC_INTERVAL="1h")
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert int(second.headers["RateLimit-Remaining"]) == int(second.headers["RateLimit-Limit"]) - 2
+    assert written == 0  # the synced rate limit and the near cache: nothing leaves the worker
+
+
+@pytest.mark.parametrize("mode,expected", [("synced", 1), ("exact", 2)])
+def test_without_the_near_cache_a_cached_read_goes_to_valkey(stack, writes, valkey_client, mode, expected):
     async def check(conductor):
         auth = await sign_in(conductor, "employee@acme.example")
         first = await conductor.simulate_get("/api/v1/auth/me", headers=auth)
@@ -72,10 +100,11 @@ def test_a_cached_read_is_one_valkey_round_trip(stack, writes, valkey_client):
         second = await conductor.simulate_get("/api/v1/auth/me", headers=auth)
         return first, second, writes[0] - before
 
-    first, second, written = run(stack, check)
+    first, second, written = run(stack, check, ERP_CACHE_NEAR="false", ERP_RATE_LIMITS_SYNC_INTERVAL="1h",
+                                 ERP_RATE_LIMITS_POLICIES_USER_MODE=mode)
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
     assert "RateLimit-Remaining" in second.headers
-    assert written == 1  # the rate-limit script and the cache read, in one write
+    assert written == expected  # the cache read, after the rate-limit script when that is exact
 
 
 def test_a_refused_read_serves_nothing_and_leaves_no_fill_lock(stack, writes, valkey_client):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -109,3 +110,41 @@ async def test_a_cached_token_dies_with_its_withdrawn_key():
     assert t not in v._verified
     v.jwks.published.add("k1")  # published again: verified again, from scratch
     assert (await v.verify(t)).key_id == "k1"
+
+
+class SlowKey(OneKey):
+    """A key lookup that yields to the loop (as a JWKS fetch would), so callers overlap."""
+
+    async def key(self, kid: str):
+        await asyncio.sleep(0.01)
+        return await super().key(kid)
+
+
+async def test_a_new_token_on_many_concurrent_requests_is_verified_once():
+    v, t = verifier(), token()
+    v.jwks = SlowKey()
+    principals = await asyncio.gather(*(v.verify(t) for _ in range(50)))
+    assert v.jwks.lookups == 1  # one RSA verification, not 50
+    assert all(p is principals[0] for p in principals)
+    assert not v._verifying  # nothing left behind
+
+
+async def test_a_refused_new_token_refuses_every_concurrent_caller_with_one_verification():
+    v = verifier()
+    v.jwks = SlowKey()
+    t = token(exp=int(time.time()) - 60)
+    outcomes = await asyncio.gather(*(v.verify(t) for _ in range(20)), return_exceptions=True)
+    assert v.jwks.lookups == 1
+    assert all(isinstance(o, Unauthenticated) and "expired" in o.message for o in outcomes)
+
+
+async def test_a_caller_that_goes_away_does_not_cancel_the_others_verification():
+    v, t = verifier(), token()
+    v.jwks = SlowKey()
+    first = asyncio.ensure_future(v.verify(t))
+    others = [asyncio.ensure_future(v.verify(t)) for _ in range(5)]
+    await asyncio.sleep(0)
+    first.cancel()
+    principals = await asyncio.gather(*others)
+    assert all(p.user_id == "u1" for p in principals)
+    assert v.jwks.lookups == 1

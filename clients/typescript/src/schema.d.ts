@@ -1313,6 +1313,11 @@ export interface components {
              * @enum {string}
              */
             mode?: "direct" | "spooling" | "spool-only";
+            /**
+             * @description valkey: the per-worker near cache; blind (flushed and bypassed) while invalidations cannot be received
+             * @enum {string}
+             */
+            near_cache?: "live" | "blind";
             /** @description kafka: events in the producer's queue */
             queued?: number;
             /**
