@@ -112,6 +112,14 @@ def _share_one_listener() -> None:
 def main() -> None:
     from granian import cli
 
+    from runtime.observability.multiprocess_dir import server_directory
+
+    # Before the configuration (domain discovery imports the metrics module here, in the
+    # master): the workers, forked from it, then write their metrics where /metrics sums them.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or server_directory(os.getpid())
+    if directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
     server = _load_server()
     sys.argv[1:] = command(server, sys.argv[1:], os.environ)[3:]
     if server.shared_listener:

@@ -10,7 +10,9 @@ worker that answers the scrape reads all of them. The directory is
   directories of Granian processes that are gone are removed;
 - else (one process: `gw invoke`, tests building the app in-process) plain in-memory values.
 
-The mode is decided when this module is first imported, which Granian does in each worker.
+The mode is decided when this module is first imported. Domain discovery imports it in
+Granian's master too (before the workers fork), so `runtime.serve` sets the directory for its
+workers first (`multiprocess_dir.server_directory`).
 
 API for the rest of the runtime (and for handlers of other features): the module-level
 metric objects below. Increment them directly; labels are fixed and low-cardinality (never
@@ -30,23 +32,9 @@ import collections
 import glob
 import multiprocessing
 import os
-import shutil
-import tempfile
 from typing import Any, Callable, Iterable
 
-_BASE = os.path.join(tempfile.gettempdir(), f"erp-gateway-metrics-{os.getuid()}")
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), or None
-    when it is gone; with the pid it names a process uniquely (pids are reused, this is not)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return stat[stat.rindex(b")") + 2:].split()[19].decode()
-
+from runtime.observability.multiprocess_dir import server_directory
 
 def _alive(pid: int) -> bool:
     try:
@@ -62,17 +50,7 @@ def _worker_dir() -> str | None:
     parent = multiprocessing.parent_process()
     if parent is None or parent.pid is None:
         return None
-    started = _start_time(parent.pid)
-    if started is None:
-        return None
-    os.makedirs(_BASE, mode=0o700, exist_ok=True)
-    for stale in glob.glob(os.path.join(_BASE, "*-*")):  # runs whose server process is gone
-        pid, _, when = os.path.basename(stale).partition("-")
-        if pid.isdigit() and _start_time(int(pid)) != when:
-            shutil.rmtree(stale, ignore_errors=True)
-    path = os.path.join(_BASE, f"{parent.pid}-{started}")
-    os.makedirs(path, exist_ok=True)
-    return path
+    return server_directory(parent.pid)
 
 
 def _choose_directory() -> str | None:
