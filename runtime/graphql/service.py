@@ -297,9 +297,9 @@ def _root_fields(selection_set: Any, fragments: Mapping[str, Any], seen: frozens
 
 
 class _Limit:
-    """The request's rate-limit check, run exactly once: on its own, or sent together with the
-    operation's first cache read (one Valkey round trip for both, as REST's cached reads do:
-    runtime/pipeline.py). The read's answer is left for its resolver in `ctx.loaders.memo`."""
+    """The request's rate-limit check, run exactly once: on its own, or just before the
+    operation's first cache read, which is started ahead of execution (`with_read`); the
+    read's answer is left for its resolver in `ctx.loaders.memo`."""
 
     def __init__(self, limits: Any, headers: Any, ctx: Any) -> None:  # RouteLimits | None, _Headers
         self.limits, self.headers, self.ctx, self.done = limits, headers, ctx, limits is None
@@ -319,10 +319,13 @@ class _Limit:
         self.done = True
         ctx = self.ctx
         try:
-            outcome = (await ctx.resources.cache.fetch(ctx, policy, resource, load,
-                                                       self.limits.enforce(self.headers, ctx)))[0]
+            # The limit first (with synced limits it costs no round trip), then the read,
+            # which the near cache usually answers without one either.
+            await self.limits.enforce(self.headers, ctx)
         except RateLimited as error:
             raise RequestError(error.status, [from_api_error(error)], error.headers, always=True) from None
+        try:
+            outcome = (await ctx.resources.cache.fetch(ctx, policy, resource, load))[0]
         except Exception as error:  # the load failed: its field reports it, the rest still runs
             outcome = Failed(error)
         leave(ctx, policy, resource, outcome)
