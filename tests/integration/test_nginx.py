@@ -8,6 +8,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import uuid
 
 import httpx
 import pytest
@@ -63,6 +64,9 @@ def balanced(stack, tmp_path_factory):
     assert pathlib.Path(nginx).exists(), "nginx is missing: tests/run installs it (tests/peers/apt.txt)"
     env = granian_env(
         stack.environment(), ERP_SERVER_TRUSTED_PROXIES="127.0.0.1",
+        # Budgets of their own: this small anonymous policy must not move the shared Valkey
+        # counters of 127.0.0.1 that every other test's gateway reads with its own policy.
+        ERP_REDIS_KEY_PREFIX=f"nginx-{uuid.uuid4().hex[:8]}:",
         ERP_RATE_LIMITS_POLICIES_ANONYMOUS_LIMIT=str(ANONYMOUS_LIMIT),
         ERP_RATE_LIMITS_POLICIES_ANONYMOUS_WINDOW="1h",
     )
