@@ -71,9 +71,13 @@ class Bench:
         token = self._token(target)
         return wrk.run(
             self.clients[target.server].base + self.paths[target.name],
-            duration=duration, connections=self.args.connections, threads=self.args.threads,
+            duration=duration, connections=self.connections(target), threads=self.args.threads,
             method=target.method, body=target.body, authorization=f"Bearer {token}" if token else None,
         )
+
+    def connections(self, target: Target) -> int:
+        """The target's own connection count, never more than the bench's."""
+        return min(target.connections or self.args.connections, self.args.connections)
 
     def _token(self, target: Target) -> str | None:
         return self.clients["gateway"].token() if target.auth else None

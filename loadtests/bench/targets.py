@@ -23,6 +23,9 @@ class Target:
     body: str | None = None  # JSON request body, sent with Content-Type: application/json
     note: str = ""
     mirrors: str | None = None  # the gateway target this one re-implements (the report compares them)
+    # wrk connections for this target when not the bench's --connections: a target that takes
+    # milliseconds of CPU per request saturates a worker with a few, and times out with 50.
+    connections: int | None = None
 
 
 BASELINE = Target("hello", "hello", "/", note="bare Falcon on the same Granian flags")
@@ -65,7 +68,7 @@ TARGETS: list[Target] = [
     Target("gql_me", "gateway", "/graphql", auth=True, method="POST", body=GRAPHQL_ME,
            note="GraphQL { me { id email roles { name } } }: the same cache entry as REST /me"),
     Target("gql_employees", "gateway", fifty_employees, auth=True, method="POST", body=GRAPHQL_EMPLOYEES,
-           note="GraphQL: 50 employees with department and manager (list cached, 2 Batch* calls)"),
+           note="GraphQL: 50 employees with department and manager (list cached, 2 Batch* calls)", connections=4),
     Target("fastapi-me", "fastapi", "/api/v1/auth/me", auth=True, mirrors="me",
            note="the same read as FastAPI on uvicorn: PyJWT per request, valkey-py cache"),
     Target("fastapi-customer", "fastapi", first_customer, auth=True, mirrors="customer",

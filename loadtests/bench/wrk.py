@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -34,8 +35,9 @@ def find_wrk() -> str | None:
 def run(url: str, *, duration: float, connections: int, threads: int = 1, method: str = "GET",
         body: str | None = None, authorization: str | None = None) -> Run:
     env = {**os.environ, "BENCH_METHOD": method, "BENCH_BODY": body or "", "BENCH_AUTHORIZATION": authorization or ""}
-    command = [find_wrk() or "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "-s", str(SCRIPT), url]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=duration + 60)
+    seconds = max(1, math.ceil(duration))  # wrk takes whole seconds only
+    command = [find_wrk() or "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(SCRIPT), url]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed (exit {done.returncode}): {done.stderr.strip() or done.stdout.strip()}")

@@ -6,8 +6,12 @@ A smoke test only: it asserts no speed (DESIGN.md section 9); the numbers are fo
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import platform
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -49,19 +53,63 @@ def test_bench_measures_every_target_without_errors(tmp_path: Path) -> None:
 
 
 def test_report_runs_every_comparison_and_writes_markdown_and_a_chart(tmp_path: Path) -> None:
+    """The report command on a tiny budget: well-formed Markdown (goals, machine, one table per
+    worker count with saturated and half-load figures, WebSocket), a PNG chart, results.json."""
+    assert shutil.which("wrk"), "wrk is missing: tests/run installs it (tests/peers/apt.txt)"
     done = subprocess.run(
         [sys.executable, "-m", "loadtests.bench.report", "--workers", "1", "--duration", "1", "--rounds", "1",
-         "--connections", "4", "--out", str(tmp_path), "--ws-sockets", "50", "--ws-broadcasts", "2"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+         "--warmup", "1", "--half-duration", "1", "--connections", "4", "--out", str(tmp_path),
+         "--target", "me", "--target", "gql_me", "--target", "gql_employees",
+         "--ws-sockets", "50", "--ws-broadcasts", "2", "--events-rounds", "0"],
+        cwd=REPO, capture_output=True, text=True, timeout=280,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "REPORT.md").read_text()
-    for target in (BASELINE, *TARGETS):
-        assert f"| {target.name} | {target.server} |" in report
-    # Each gateway read that has a FastAPI twin gets the ratio between the two.
-    assert re.search(r"^\| me \| gateway \|.*\| [\d.]+x \|$", report, re.M), report
-    assert re.search(r"^\| gateway \| 50 \|", report, re.M), report  # the WebSocket comparison ran
-    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    sections = re.findall(r"^## (.+)$", report, re.M)
+    assert sections[:4] == ["Goals", "Machine", "Method", "1 worker(s)"], sections
+    assert "WebSocket broadcast (1 worker each)" in sections and "Kafka events (1 worker)" not in sections, sections
+    assert "](chart.png)" in report
+
+    # The machine, read at run time.
+    assert f"{os.cpu_count()} cores" in report
+    assert f"Linux {platform.release()}" in report
+    assert f"Granian {importlib.metadata.version('granian')}" in report
+    assert f"CPython {platform.python_version()}" in report
+
+    # One row per target with every figure; the gateway's REST read has its FastAPI ratio.
+    number = r"[\d,.]+"
+    expected = {"hello": "hello", "me": "gateway", "gql_me": "gateway", "gql_employees": "gateway", "fastapi-me": "fastapi"}
+    for name, server in expected.items():
+        row = re.search(rf"^\| {re.escape(name)} \| {server} \|(.*)\|$", report, re.M)
+        assert row, f"no row for {name}:\n{report}"
+        cells = [c.strip() for c in row.group(1).split("|")]
+        assert len(cells) == 9, cells  # req/s, p50, p99, vs bare, vs FastAPI, half rate (sent), p50, p99, lag
+        for i in (0, 1, 2, 3, 6, 7, 8):
+            assert re.fullmatch(number, cells[i]), (name, i, cells)
+        assert re.fullmatch(rf"{number} \({number}\)", cells[5]), cells
+        assert re.fullmatch(rf"{number}x", cells[4]) if name == "me" else cells[4] == "", cells
+    assert re.search(r"^50-employee GraphQL query: [\d.]+ backend calls per request", report, re.M), report
+
+    # The goals of issues 11, 12, 15 and 16, each with a verdict.
+    goals = re.findall(r"^\| ([\d, ]+) \| (.+) \| (.+) \| (.+) \|$", report.split("## Machine")[0], re.M)
+    assert {g[0] for g in goals} >= {"11", "12", "15", "15, 16", "16"}, goals
+    assert all(g[3] in ("**met**", "**not met**", "n/a") for g in goals), goals
+    assert any("half its saturating load, 1 worker(s)" in g[1] for g in goals), goals
+
+    results = orjson.loads((tmp_path / "results.json").read_bytes())
+    targets = results["http"]["1"]["targets"]
+    assert set(targets) == set(expected), sorted(targets)
+    for name, r in targets.items():
+        half = r["half"]
+        assert half["requests"] > 0 and half["p99_ms"] >= half["p50_ms"] > 0, (name, half)
+        assert half["non_2xx"] == 0 and half["errors"] == 0 and r["non_2xx"] == 0 and r["errors"] == 0, (name, r)
+    assert results["http"]["1"]["graphql_employees_calls"]["calls_per_request"] > 0
+    assert results["websocket"]["gateway"]["deliveries"] == 50 * 2
+
+    png = (tmp_path / "chart.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+    assert width > 1000 and height > 300, (width, height)
 
 
 def test_profile_prints_cpu_per_request() -> None:
