@@ -36,7 +36,8 @@ from loadtests.bench import openloop, wrk
 from loadtests.bench.__main__ import Bench, log
 from loadtests.bench.__main__ import parse_args as bench_args
 from loadtests.bench.mix import backend_calls
-from loadtests.bench.servers import GATEWAY_ENV, REPO, Processes, start_servers
+from emulator.services.jwks import STATS_PATH
+from loadtests.bench.servers import GATEWAY_ENV, REPO, Client, Processes, start_servers
 from loadtests.bench.targets import BASELINE, TARGETS, Target
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "report"
@@ -184,6 +185,13 @@ def graphql_calls(bench: Bench, target: Target, requests: int = GRAPHQL_CALL_REQ
     return {"requests": requests, "calls_per_request": sum(calls.values()) / requests, "calls": dict(sorted(calls.items()))}
 
 
+def jwks_fetches(emulator: Client) -> int:
+    status, raw = emulator.request("GET", STATS_PATH)
+    if status != 200:
+        raise RuntimeError(f"emulator stats: HTTP {status} {raw[:300]!r}")
+    return int(orjson.loads(raw)["jwks_fetches"])
+
+
 def run_workers(workers: int, args: argparse.Namespace) -> dict:
     targets = selected(args)
     bench_argv = ["--workers", str(workers), "--duration", str(args.duration), "--rounds", str(args.rounds),
@@ -192,6 +200,8 @@ def run_workers(workers: int, args: argparse.Namespace) -> dict:
     with Processes() as processes:
         log(f"== {workers} worker(s): starting backends, the gateway, bare Falcon on Granian and FastAPI on uvicorn")
         bench = Bench(bench_args(bench_argv), start_servers(processes, workers, {t.server for t in targets}))
+        emulator = bench.clients["emulator"]
+        before = (jwks_fetches(emulator), backend_calls(emulator))
         results = bench.run(targets)
         for target in (BASELINE, *targets):
             results[target.name]["connections"] = bench.connections(target)
@@ -199,10 +209,16 @@ def run_workers(workers: int, args: argparse.Namespace) -> dict:
             log(f"open loop at {args.half_load:.0%} of each target's saturating rate, {args.half_duration:g} s each")
             for target in (BASELINE, *targets):
                 results[target.name]["half"] = half_load(bench, target, results[target.name]["rps"], args)
+        # What the backends saw while every target was under load: JWKS fetches (keys cached, not
+        # fetched per request, by the gateway and the twin alike) and gRPC calls (cache hits).
+        during = {"jwks_fetches": jwks_fetches(emulator) - before[0],
+                  "calls": dict(sorted((backend_calls(emulator) - before[1]).items())),
+                  "requests": sum(run["requests"] for r in results.values() for run in r["runs"])
+                  + sum(r["half"]["requests"] for r in results.values() if r.get("half"))}
         gql = next((t for t in targets if t.name == "gql_employees"), None)
         calls = graphql_calls(bench, gql) if gql else None
         log("stopping everything")
-    return {"workers": workers, "targets": results, "graphql_employees_calls": calls,
+    return {"workers": workers, "targets": results, "graphql_employees_calls": calls, "backends_during_load": during,
             "loadavg": {"before": loadavg_before, "after": os.getloadavg()}}
 
 
@@ -215,7 +231,11 @@ def run_ws(args: argparse.Namespace) -> dict | None:
     log(f"== WebSocket broadcast: {args.ws_sockets} sockets, {args.ws_broadcasts} broadcasts")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "ws.json"
-        ws_main(["--sockets", str(args.ws_sockets), "--broadcasts", str(args.ws_broadcasts), "--json", str(out)])
+        try:
+            ws_main(["--sockets", str(args.ws_sockets), "--broadcasts", str(args.ws_broadcasts), "--json", str(out)])
+        except (RuntimeError, OSError, AssertionError, TimeoutError) as exc:
+            # The HTTP figures are worth keeping: the report says what failed instead.
+            return {"failed": f"{type(exc).__name__}: {exc}"}
         return orjson.loads(out.read_bytes())["results"]
 
 
@@ -309,7 +329,7 @@ def goals(results: dict[int, dict], ws: dict | None) -> list[tuple[str, str, str
             rows.append(("11", f"50-employee GraphQL query at 3 backend calls at most, {workers} worker(s)",
                          f"{calls['calls_per_request']:.2f} per request (list cached; 3 uncached: tests/integration/test_graphql.py)",
                          _met(calls["calls_per_request"] <= 3)))
-    if ws and "gateway" in ws:
+    if ws and "gateway" in ws and "failed" not in ws:
         g = ws["gateway"]
         rows.append(("12", f"broadcast to {g['sockets']:,} sockets delivered within 1 s at p99 (goal stated for 5,000)",
                      f"p99 {g['p99_ms']:,.0f} ms", _met(g["p99_ms"] <= 1000) if g["sockets"] >= 5000 else NOT_APPLICABLE))
@@ -420,10 +440,19 @@ def table_markdown(workers: int, data: dict) -> list[str]:
         detail = ", ".join(f"{n} {name.split('/')[-1]}" for name, n in calls["calls"].items())
         lines.append(f"50-employee GraphQL query: {calls['calls_per_request']:.2f} backend calls per request "
                      f"({calls['requests']} requests one at a time after the load: {detail or 'none'}).")
+    during = data.get("backends_during_load")
+    if during:
+        detail = ", ".join(f"{n:,} {name.split('/')[-1]}" for name, n in during["calls"].items())
+        lines.append(f"While all of this load ran ({during['requests']:,} measured requests, plus warm-ups), the "
+                     f"emulated backends served {during['jwks_fetches']} JWKS fetches and these gRPC calls: "
+                     f"{detail or 'none'}. A cached read (gateway or twin) calls no backend once its entry is filled; "
+                     "each 50-employee query calls BatchGetDepartments and BatchGetEmployees.")
     return lines + [""]
 
 
 def ws_markdown(ws: dict) -> list[str]:
+    if "failed" in ws:
+        return ["## WebSocket broadcast (1 worker each)", "", f"Not measured: the bench failed ({ws['failed']}).", ""]
     lines = ["## WebSocket broadcast (1 worker each)", "",
              "| server | sockets | KiB per socket | delivery p50 ms | p99 ms | max ms | worker CPU µs per delivery |",
              "|---|---:|---:|---:|---:|---:|---:|"]
