@@ -246,7 +246,7 @@ def run_events(args: argparse.Namespace) -> dict | None:
     from emulator.kafka_broker import kafka_home
     from loadtests.bench.events import main as events_main
 
-    if not (kafka_home() / "libs").is_dir() or not shutil.which("java"):
+    if not (kafka_home() / "lib" / ".complete").exists() or not shutil.which("java"):
         return {"skipped": f"no Kafka broker here (run `bash tests/peers/kafka.sh`; looked in {kafka_home()})"}
     log(f"== Kafka events: {args.events_rounds} rounds of {args.events_duration:g} s, {args.events:,} events")
     with tempfile.TemporaryDirectory() as tmp:
