@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--events-rounds", type=int, default=2, help="rounds of the Kafka events bench (0 skips it)")
     p.add_argument("--events-duration", type=float, default=5)
     p.add_argument("--events", type=int, default=50_000, help="events for the publisher's throughput")
+    p.add_argument("--render", type=Path, metavar="RESULTS_JSON",
+                   help="measure nothing: write REPORT.md and chart.png again from a results.json")
     args = p.parse_args(argv)
     args.workers = args.workers or [1, 2]
     if not 0 < args.half_load < 1:
@@ -314,11 +316,14 @@ def goals(results: dict[int, dict], ws: dict | None) -> list[tuple[str, str, str
             if name in twins:
                 rows.append(("16", f"REST `{name}` at 3x or better of its FastAPI/uvicorn twin, {workers} worker(s)",
                              f"{twins[name]:.2f}x", _met(twins[name] >= 3, t[name], *(r for r in t.values() if r.get("mirrors") == name))))
+        bare_half = t.get(BASELINE.name, {}).get("half")
+        floor = f"; bare app at its half load: {bare_half['p99_ms']:.1f} ms" if bare_half else ""
         for name, r in t.items():
             half = r.get("half")
             if half and r["server"] == "gateway":
                 rows.append(("16", f"`{name}` p99 under {P99_GOAL_MS:g} ms at half its saturating load, {workers} worker(s)",
-                             f"{half['p99_ms']:.1f} ms at {half['rate']:,.0f} req/s (generator lag p99 {half['send_lag_p99_ms']:.1f} ms)",
+                             f"{half['p99_ms']:.1f} ms at {half['rate']:,.0f} req/s (generator lag p99 "
+                             f"{half['send_lag_p99_ms']:.1f} ms{floor})",
                              _met(half["p99_ms"] < P99_GOAL_MS, r)))
         if "gql_me" in t and "me" in t and t["me"]["ratio"]:
             share = t["gql_me"]["ratio"] / t["me"]["ratio"]
@@ -487,11 +492,11 @@ def events_markdown(events: dict) -> list[str]:
 
 def markdown(results: dict[int, dict], args: argparse.Namespace, m: dict, ws: dict | None = None,
              events: dict | None = None) -> str:
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    argv = " ".join(sys.argv[1:]) if Path(sys.argv[0]).stem in ("report", "__main__") else ""
+    now = getattr(args, "generated", None) or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = getattr(args, "command", None) or "python -m loadtests.bench.report"
     lines = [
         "# Benchmark report", "",
-        f"Generated {now} by `python -m loadtests.bench.report{' ' + argv if argv else ''}` on the machine below "
+        f"Generated {now} by `{command}` on the machine below "
         f"({m['cpu_model']}, {m['cpus']} cores, Python {m['python'].split()[-1]}, Granian {m['versions']['granian']}).", "",
         "![requests per second at saturation; p50 and p99 at saturation and at half load](chart.png)", "",
         "## Goals", "",
@@ -556,8 +561,28 @@ def chart(results: dict[int, dict], path: Path) -> None:
     plt.close(fig)
 
 
+def write(out: Path, results: dict[int, dict], args: argparse.Namespace, m: dict, ws: dict | None,
+          events: dict | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "REPORT.md").write_text(markdown(results, args, m, ws, events))
+    chart(results, out / "chart.png")
+
+
+def render(args: argparse.Namespace) -> int:
+    """REPORT.md and chart.png from an earlier run's results.json, with that run's settings."""
+    saved = orjson.loads(args.render.read_bytes())
+    settings = argparse.Namespace(**saved["settings"])
+    results = {int(w): data for w, data in saved["http"].items()}
+    write(args.out, results, settings, saved["machine"], saved["websocket"], saved["events"])
+    log(f"wrote {args.out / 'REPORT.md'} and {args.out / 'chart.png'} from {args.render}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return render(args)
+    args.command = " ".join(["python -m loadtests.bench.report", *(sys.argv[1:] if argv is None else argv)])
     if wrk.find_wrk() is None:
         log(f"wrk is not installed; install it with:\n    {wrk.INSTALL_HINT}")
         return 2
@@ -575,15 +600,14 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, OSError) as exc:
         log(f"report failed: {exc}; no report written")
         return 1
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "REPORT.md").write_text(markdown(results, args, m, ws, events))
+    args.generated = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    write(args.out, results, args, m, ws, events)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     (args.out / "results.json").write_bytes(orjson.dumps(
         {"machine": m, "settings": settings, "http": results, "websocket": ws, "events": events,
          "goals": [dict(zip(("issue", "goal", "measured", "verdict"), g)) for g in goals(results, ws)],
          "seconds": round(time.monotonic() - started)},
         option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-    chart(results, args.out / "chart.png")
     log(f"wrote {args.out / 'REPORT.md'}, {args.out / 'chart.png'} and results.json in {time.monotonic() - started:.0f} s")
     bad = [f"{w} worker(s) {name}" for w, d in results.items() for name, r in d["targets"].items() if invalid(r)]
     if bad:

@@ -106,6 +106,13 @@ def test_report_runs_every_comparison_and_writes_markdown_and_a_chart(tmp_path: 
     assert results["http"]["1"]["graphql_employees_calls"]["calls_per_request"] > 0
     assert results["websocket"]["gateway"]["deliveries"] == 50 * 2
 
+    # --render writes the same report again from results.json, measuring nothing.
+    again = tmp_path / "again"
+    rendered = subprocess.run([sys.executable, "-m", "loadtests.bench.report", "--render", str(tmp_path / "results.json"),
+                               "--out", str(again)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    assert (again / "REPORT.md").read_text() == report
+
     png = (tmp_path / "chart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
