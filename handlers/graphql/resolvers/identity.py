@@ -10,7 +10,9 @@ from typing import Any
 from handlers.auth.login import LOGIN
 from handlers.auth.refresh import REFRESH
 from handlers.auth.register import REGISTER
+from handlers.auth.users import CREATE, ROLE, UPDATE, USERS
 from proto.erp.auth.v1 import auth_pb2
+from runtime.auth import user_admin
 from runtime.auth.session import end_session, revoke_replayed_session, token_answer
 from runtime.errors import NotFound, Unauthenticated
 from runtime.graphql import crud, resolver
@@ -20,7 +22,6 @@ from runtime.protobuf import to_dict
 from runtime.rest import Collection
 from runtime.security.route_limits import RouteLimits
 
-USERS = Collection("auth", auth_pb2.User, fields={})
 ORGANIZATIONS = Collection("auth", auth_pb2.Organization, fields={})
 
 
@@ -167,3 +168,23 @@ async def refresh(ctx, parent, refresh_token):
 async def logout(ctx, parent, refresh_token=None):
     await end_session(ctx, refresh_token or "")
     return {"revoked": True}
+
+
+@resolver("Mutation", "createUser")
+async def create_user(ctx, parent, input):
+    return await user_admin.create_user(ctx, CREATE.validate(dict(input)))
+
+
+@resolver("Mutation", "updateUser")
+async def update_user(ctx, parent, id, input):
+    return await user_admin.update_user(ctx, id, UPDATE.validate(dict(input)))
+
+
+@resolver("Mutation", "assignRole")
+async def assign_role(ctx, parent, user_id, role):
+    return await user_admin.set_role(ctx, user_id, ROLE.validate({"role": role})["role"], held=True)
+
+
+@resolver("Mutation", "revokeRole")
+async def revoke_role(ctx, parent, user_id, role):
+    return await user_admin.set_role(ctx, user_id, ROLE.validate({"role": role})["role"], held=False)
