@@ -13,7 +13,7 @@ from handlers.auth.register import REGISTER
 from handlers.auth.users import CREATE, ROLE, UPDATE, USERS
 from proto.erp.auth.v1 import auth_pb2
 from runtime.auth import user_admin
-from runtime.auth.session import end_session, revoke_replayed_session, token_answer
+from runtime.auth.session import end_session, revoke_replayed_session, sign_in, token_answer
 from runtime.errors import NotFound, Unauthenticated
 from runtime.graphql import crud, resolver
 from runtime.graphql.connections import cached
@@ -138,9 +138,7 @@ class _Discard:
 async def login(ctx, parent, email, password, remember_me=False):
     ctx.body = body = LOGIN.validate({"email": email, "password": password, "remember_me": bool(remember_me)})
     await _limit_login(ctx)
-    tokens = await ctx.backends.auth.Authenticate(auth_pb2.AuthenticateRequest(
-        email=body["email"].lower(), password=body["password"], remember_me=body["remember_me"]))
-    return token_answer(tokens)
+    return await sign_in(ctx, body)  # REST login's own: the account lockout, the events
 
 
 @resolver("Mutation", "register")
