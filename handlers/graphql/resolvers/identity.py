@@ -20,7 +20,7 @@ from runtime.graphql.connections import cached
 from runtime.graphql.read_ahead import taken
 from runtime.protobuf import to_dict
 from runtime.rest import Collection
-from runtime.security.route_limits import RouteLimits
+from runtime.security.route_limits import derived
 
 ORGANIZATIONS = Collection("auth", auth_pb2.Organization, fields={})
 
@@ -114,16 +114,10 @@ async def permissions(ctx, parent):
     return [to_dict(p) for p in answer.permissions]
 
 
-_LOGIN_LIMITS: dict[Any, Any] = {}
-
-
 async def _limit_login(ctx):
-    """The `login` policy (per email and client IP), as on POST /api/v1/auth/login."""
-    config = ctx.resources.config
-    limits = _LOGIN_LIMITS.get(id(config))
-    if id(config) not in _LOGIN_LIMITS:
-        route = replace(ctx.route, rate_limit="login", body=LOGIN, auth="none")
-        limits = _LOGIN_LIMITS[id(config)] = RouteLimits.for_route(route, config)
+    """The `login` policy (per email and client IP), as on POST /api/v1/auth/login; reloaded
+    with REST's when the policies change."""
+    limits: Any = derived(ctx.resources, replace(ctx.route, rate_limit="login", body=LOGIN, auth="none"))
     if limits is not None:
         await limits.enforce(_Discard(), ctx)
         await limits.enforce_body(_Discard(), ctx)  # login's own budget is keyed on the email
