@@ -90,7 +90,9 @@ class Cache:
         return f"org:{principal.organization_id}"
 
     def _version_key(self, policy: str, scope: str) -> str:
-        return f"{self.version_prefix}{policy}:{scope}"
+        # `{policy:scope}` is a hash tag: the read script touches the version key and the
+        # entries of one scope together, so in a cluster they must share a slot.
+        return f"{self.version_prefix}{{{policy}:{scope}}}"
 
     async def fetch(
         self, ctx: "Context", policy: str, resource: str, load: Callable[[], Awaitable[Any]],
@@ -106,7 +108,7 @@ class Cache:
         scope = self._scope(ctx, policy)
         digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
         local_key = f"{policy}:{scope}:{digest}"
-        entry_prefix = f"{self.prefix}{local_key}:v"
+        entry_prefix = f"{self.prefix}{{{policy}:{scope}}}:{digest}:v"  # the version key's hash tag
         near, generation = self.near, None
         if near is not None and near.live:
             data = near.get(local_key)

@@ -85,9 +85,12 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
             valkey["status"], valkey["error"] = "down", "rate limits counted per worker"
     if valkey is not None:
         mux = resources.valkey_mux
-        valkey["breaker"] = mux.breaker.state  # the request path's view, which fails fast while open
+        valkey["breaker"] = mux.breaker_state  # the request path's view, which fails fast while open
         if valkey["status"] == "up" and not mux.available:
             valkey["status"], valkey["error"] = "down", "request path failing fast (breaker open)"
+        describe = getattr(mux, "describe", None)
+        if describe is not None:  # redis.mode: cluster: its state, primaries, replicas, redirects followed
+            valkey["cluster"] = describe()
         # While the feed is not synced each request asks Valkey (correct, slower); while neither
         # answers, `security.revocation_unavailable` decides and readiness is degraded.
         revocations = resources.revocations

@@ -160,6 +160,7 @@ class RateLimiter:
     def __init__(self, valkey: ValkeyMux, local: LocalLimiter | None = None,
                  synced: "SyncedLimiter | None" = None) -> None:
         self.script = valkey.register_script(SCRIPT)
+        self.by_slot = getattr(valkey, "by_slot", None)  # a cluster: one script call per slot
         self.local = local or LocalLimiter()
         self.synced = synced
         self.shared = True  # False while the last attempt to reach Valkey failed (counting locally)
@@ -184,7 +185,9 @@ class RateLimiter:
         args.append(1 if commit else 0)
         try:
             with tracing.span("valkey EVALSHA rate_limit", tracing.SpanKind.CLIENT, _SPAN_ATTRIBUTES):
-                answer = await self.script(keys=[key for _, key in rules], args=args)
+                keys = [key for _, key in rules]
+                groups = self.by_slot(keys) if self.by_slot is not None and len(keys) > 1 else None
+                answer = await (self.script(keys=keys, args=args) if groups is None else self._per_slot(keys, args, groups))
         except (ValkeyError, OSError, asyncio.TimeoutError) as exc:
             if self.shared:
                 log.warning("rate limits counted per worker: valkey unavailable", extra={"error": str(exc)[:200]})
@@ -194,6 +197,21 @@ class RateLimiter:
             log.warning("rate limits shared again: valkey is back")
             self.shared = True
         return _decision(rules, answer)
+
+    async def _per_slot(self, keys: list[str], args: list, groups: list[list[int]]) -> list[int]:
+        """A check whose keys lie on several cluster slots: one script call per slot, all in
+        the same loop iteration (one write per node), answers merged as one call's. Not atomic
+        across slots: when one slot refuses, the others have still counted the request (a
+        refused request may spend another policy's budget: never more admitted than allowed)."""
+        answers = await asyncio.gather(*(self.script(keys=[keys[i] for i in group],
+                                                     args=[a for i in group for a in args[2 * i:2 * i + 2]] + [args[-1]])
+                                         for group in groups))
+        merged = [1] + [0] * (3 * len(keys))
+        for group, answer in zip(groups, answers):
+            merged[0] &= int(answer[0])
+            for j, i in enumerate(group):
+                merged[1 + 3 * i:4 + 3 * i] = answer[1 + 3 * j:4 + 3 * j]
+        return merged
 
 
 def _decision(rules: Sequence[tuple[Policy, str]], answer: list[int]) -> Decision:

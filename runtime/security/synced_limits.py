@@ -83,6 +83,7 @@ class SyncedLimiter:
 
     def __init__(self, valkey: "ValkeyMux", interval: float, clock=time.monotonic) -> None:
         self.push = valkey.register_script(PUSH)
+        self.by_slot = getattr(valkey, "by_slot", None)  # a cluster: one PUSH per slot
         self.interval = interval
         self.clock = clock
         self.keys: dict[str, _Key] = {}
@@ -182,7 +183,9 @@ class SyncedLimiter:
                 del self.keys[key]
             state.touched = False
         if due:
-            runs = [self._start(due[i:i + BATCH]) for i in range(0, len(due), BATCH)]
+            groups = self.by_slot([key for key, _ in due]) if self.by_slot is not None else None
+            parts = [due] if groups is None else [[due[i] for i in group] for group in groups]
+            runs = [self._start(part[i:i + BATCH]) for part in parts for i in range(0, len(part), BATCH)]
             await asyncio.gather(*runs, return_exceptions=True)
 
     async def aclose(self) -> None:
