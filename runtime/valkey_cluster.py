@@ -315,14 +315,14 @@ class ClusterMux(ValkeyMux):
                 table[slot] = node
         for address in [*primaries, *(r for rs in replicas.values() for r in rs)]:
             self._node(address)
-        changed = sorted(primaries) != sorted(self.primaries)
+        first, changed = not self._mapped, sorted(primaries) != sorted(self.primaries)
         self._table, self.primaries, self.replicas, self._mapped = table, primaries, replicas, True
         known = set(primaries) | {r for rs in replicas.values() for r in rs}
         for address in [a for a in self.nodes if a not in known and a not in self.seeds]:
             gone = self.nodes.pop(address)  # left the cluster (failed over and not back)
             asyncio.get_running_loop().create_task(gone.aclose())
         if changed:
-            log.warning("valkey cluster primaries: %s", ", ".join(f"{h}:{p}" for h, p in primaries))
+            (log.info if first else log.warning)("valkey cluster primaries: %s", ", ".join(f"{h}:{p}" for h, p in primaries))
             for callback in self.on_topology:
                 callback()
 
