@@ -38,34 +38,51 @@ MAX_REDIRECTS = 5
 REFRESH_FAST = 0.25  # seconds between map refreshes while a primary does not answer
 TRYAGAIN_WAIT = 0.02
 
-# Commands without a key (any primary serves them); every other command's first key is its
-# first argument, except EVAL/EVALSHA's (after the script and the key count).
-_KEYLESS = frozenset({"PING", "SCRIPT", "CLUSTER", "INFO", "TIME", "ECHO", "HELLO", "CLIENT", "ASKING",
-                      "READONLY", "SCAN", "DBSIZE", "FLUSHALL", "FLUSHDB", "CONFIG", "WAIT", "AUTH", "SELECT"})
-_SCRIPTED = frozenset({"EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO", "FCALL", "FCALL_RO"})
+# Where a command's first key is: 1 = its first argument, 3 = after EVAL(SHA)'s script and
+# key count, 0 = no key (any primary serves it). Not listed: the first argument, unless the
+# upper-cased name says otherwise (_position).
+_KEYLESS = ("PING", "SCRIPT", "CLUSTER", "INFO", "TIME", "ECHO", "HELLO", "CLIENT", "ASKING",
+            "READONLY", "SCAN", "DBSIZE", "FLUSHALL", "FLUSHDB", "CONFIG", "WAIT", "AUTH", "SELECT")
+_SCRIPTED = ("EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO", "FCALL", "FCALL_RO")
+_KEY_AT: dict[Any, int] = {**dict.fromkeys(_KEYLESS, 0), **dict.fromkeys(_SCRIPTED, 3),
+                           **dict.fromkeys(("GET", "SET", "DEL", "EXISTS", "MGET", "INCR", "INCRBY", "PTTL",
+                                            "PEXPIRE", "EXPIRE", "ZADD", "XADD", "XRANGE", "PUBLISH"), 1)}
+_SLOT_CACHE: dict[Any, int] = {}  # key -> slot: the request path asks for the same keys again and again
+_SLOT_CACHE_MAX = 65536
 
 
 def key_slot(key: Any) -> int:
     """The cluster slot of `key` (str or bytes), honouring a non-empty `{hash tag}`."""
-    if type(key) is str:
-        key = key.encode()
-    start = key.find(b"{")
-    if start >= 0:
-        end = key.find(b"}", start + 1)
-        if end > start + 1:
-            key = key[start + 1:end]
-    return crc_hqx(key, 0) & 16383
+    slot = _SLOT_CACHE.get(key)
+    if slot is None:
+        raw = key.encode() if type(key) is str else bytes(key)
+        start = raw.find(b"{")
+        if start >= 0:
+            end = raw.find(b"}", start + 1)
+            if end > start + 1:
+                raw = raw[start + 1:end]
+        slot = crc_hqx(raw, 0) & 16383
+        if len(_SLOT_CACHE) >= _SLOT_CACHE_MAX:
+            _SLOT_CACHE.clear()
+        _SLOT_CACHE[key] = slot
+    return slot
+
+
+def _position(name: Any) -> int:
+    name = (name.decode() if isinstance(name, bytes) else str(name)).upper()
+    return _KEY_AT.get(name, 1)
 
 
 def command_slot(args: Sequence[Any]) -> int | None:
     """The slot a command must run on, None when any node will do."""
-    name = args[0]
-    name = (name.decode() if type(name) is bytes else name).upper()
-    if name in _SCRIPTED:
+    at = _KEY_AT.get(args[0])
+    if at is None:
+        at = _position(args[0])
+    if at == 1:
+        return key_slot(args[1]) if len(args) > 1 else None
+    if at == 3:
         return key_slot(args[3]) if len(args) > 3 and int(args[2]) > 0 else None
-    if name in _KEYLESS or len(args) < 2:
-        return None
-    return key_slot(args[1])
+    return None
 
 
 def _address(raw: Any, fallback: str) -> str:
@@ -211,11 +228,16 @@ class ClusterMux(ValkeyMux):
         node = self._table[slot] if slot is not None else None
         if node is None:
             node = await self._node_for(slot)
-        try:
-            return await node._call(payload)
+        try:  # node._call(payload) inlined: one coroutine frame less per call
+            node._admit()
+            conn = node._slots[0].conn if len(node._slots) == 1 else None
+            if conn is None or conn.error is not None:
+                conn = await node._connection()
+            return await conn.send_one(payload)
         except errors.ResponseError as exc:
             return await self._redirected(exc, payload, slot)
-        except (errors.ConnectionError, errors.TimeoutError):
+        except (errors.ConnectionError, errors.TimeoutError) as exc:
+            node._failed(exc)
             self._wake.set()  # the watcher refreshes the map until every primary answers
             raise
 

@@ -65,6 +65,32 @@ def test_commands_reach_every_primary(cluster):
     assert len(run(go())) == 3  # keys on three primaries
 
 
+def test_rate_limit_checks_over_keys_on_several_slots(cluster):
+    """An exact check whose keys lie on several slots runs one script per slot; the request
+    is admitted only when every slot admits it, with each policy's own figures."""
+    from runtime.security.ratelimit import Policy, RateLimiter
+
+    wide, narrow = Policy("wide", 100, 60, "ip"), Policy("narrow", 2, 60, "ip")
+    keys = ("rl:wide:ip:1", "rl:narrow:ip:1")
+    assert key_slot(keys[0]) != key_slot(keys[1])
+
+    async def go():
+        mux = mux_for(cluster)
+        try:
+            limiter = RateLimiter(mux)
+            rules = [(wide, keys[0]), (narrow, keys[1])]
+            decisions = [await limiter.check(rules) for _ in range(3)]
+            assert limiter.shared  # counted in the cluster, not locally
+            return decisions
+        finally:
+            await mux.aclose()
+
+    first, second, third = run(go())
+    assert first.allowed and second.allowed and not third.allowed
+    assert [o.remaining for o in first.outcomes] == [99, 1]
+    assert [o.allowed for o in third.outcomes] == [True, False]
+
+
 def test_moved_and_ask_during_a_resharding_step(cluster):
     key = "reshard:{moving}:k"
     source, source_id = owner(cluster, key)
@@ -165,8 +191,8 @@ def test_cluster_mode_in_config():
     assert config.redis.mode == "cluster" and config.redis.cluster_nodes == ("127.0.0.1:7001", "127.0.0.1:7002")
     with pytest.raises(ConfigError, match="sentinel"):
         load_config(env={"ERP_REDIS_MODE": "sentinel"})
-    with pytest.raises(ConfigError, match="redis.db"):
+    with pytest.raises(ConfigError, match=r"redis\.db"):
         load_config(env={"ERP_REDIS_MODE": "cluster", "ERP_REDIS_DB": "2"})
-    with pytest.raises(ConfigError, match="redis.cluster_nodes"):
+    with pytest.raises(ConfigError, match=r"redis\.cluster_nodes"):
         load_config(env={"ERP_REDIS_CLUSTER_NODES": "nohostport"})
     assert isinstance(ClusterMux.from_config(config.redis), ValkeyMux)
