@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 
 import httpx
 import pytest
@@ -160,6 +161,48 @@ def test_realtime_publish_on_one_instance_received_on_the_other(instances):
         await client.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_idempotent_retry_through_the_other_instance_is_replayed(stack, instances):
+    create = "/erp.crm.v1.CrmService/CreateCustomer"
+    calls = lambda: stack.call(lambda: stack.stack.backends.servers["crm"].interceptor.calls[create])  # noqa: E731
+    with httpx.Client(base_url=instances[0], timeout=10) as a, httpx.Client(base_url=instances[1], timeout=10) as b:
+        headers = {**bearer(login(a, "admin@acme.example")), "Idempotency-Key": f"cluster-{uuid.uuid4().hex}"}
+        customer = {"name": "Cluster Retry Ltd", "email": "cluster-retry@acme.example"}
+        first = a.post("/api/v1/crm/customers", headers=headers, json=customer)
+        before = calls()
+        again = b.post("/api/v1/crm/customers", headers=headers, json=customer)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert calls() == before
+
+
+def test_realtime_history_resumes_from_a_message_id(cluster):
+    """The publish script's keys share the {rt} tag; history reads them back through the
+    cluster client (valkey-py's ValkeyCluster pipeline)."""
+    from valkey.asyncio.cluster import ClusterNode, ValkeyCluster
+
+    from runtime.config import load_config
+    from runtime.rbac import Policy
+    from runtime.realtime import Hub
+    from runtime.valkey_cluster import ClusterMux
+
+    async def scenario():
+        config = load_config(env=cluster.environment())
+        reader = ValkeyCluster(startup_nodes=[ClusterNode(n.host, n.port) for n in cluster.nodes])
+        mux = ClusterMux([(n.host, n.port) for n in cluster.nodes])
+        hub = Hub(reader, "hist:", config.realtime, Policy(config.rbac.roles), commands=mux)
+        try:
+            sent = [await hub.publish(channel, {"i": i}, organization="o1")
+                    for i, channel in enumerate(["org:o1", "system:broadcast", "org:o1"])]
+            keys = {m.key for m in sent}
+            found = await hub.history(keys, sent[0].message_id)
+            assert [m.message_id for m in found] == [m.message_id for m in sent[1:]]
+        finally:
+            await reader.aclose()
+            await mux.aclose()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
 
 
 class Traffic:
