@@ -132,7 +132,7 @@ class ClusterMux(ValkeyMux):
     @property
     def breaker_state(self) -> str:
         states = {self.nodes[a].breaker.state for a in self.primaries}
-        return "closed" if states == {"closed"} else "open" if "open" in states else "half_open"
+        return "closed" if states <= {"closed"} else "open" if "open" in states else "half_open"
 
     def describe(self) -> dict[str, Any]:
         """What /ready shows of the cluster."""

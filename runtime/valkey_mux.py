@@ -32,6 +32,8 @@ connection (or a few, `redis.connections`) per worker, shared by every request o
   under those prefixes that anyone changes; the near cache (runtime.near_cache) drops what it
   holds of them. Push frames (`>`) go to a callback, never to a caller's future.
 Pub/sub, SCAN and the health check stay on valkey-py: they are off the request path.
+A Valkey Cluster (`redis.mode: cluster`): runtime.valkey_cluster.ClusterMux, this client
+with a slot map in front and one ValkeyMux per node.
 """
 
 from __future__ import annotations
