@@ -10,6 +10,7 @@ from the pip install step (about a minute on 2 cores)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 import shutil
@@ -22,7 +23,8 @@ from emulator.ports import free_port, wait_for_http
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = ROOT / "infra" / "build-image.sh"
-TAG = "localhost/erp-gateway:test"
+# One tag per checkout: suites of several worktrees on one machine share podman's storage.
+TAG = f"localhost/erp-gateway:test-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]}"
 
 pytestmark = pytest.mark.slow
 
