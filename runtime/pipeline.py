@@ -19,6 +19,7 @@ rate-limit script and the cache read in one write was removed once it no longer 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from typing import Any, Awaitable, Callable
@@ -40,6 +41,8 @@ from runtime.security.route_limits import RouteLimits
 from runtime.request_body import read_json
 
 JSON = "application/json"
+_VALKEY = {"db.system": "valkey"}  # span attributes
+_NO_SPAN = contextlib.nullcontext()
 
 
 async def authenticate(req: falcon.asgi.Request, ctx: Context) -> None:
@@ -152,13 +155,13 @@ async def call_handler(req: falcon.asgi.Request, resp: falcon.asgi.Response, ctx
                 raise TypeError(f"{route.name}: a cached route returns plain data, not a Reply")
             return result
 
-        with tracing.span(f"cache {route.cache}", attributes={"db.system": "valkey"}):
+        with tracing.span(f"cache {route.cache}", attributes=_VALKEY) if tracing.recording() else _NO_SPAN:
             result, hit = await cache.fetch(ctx, route.cache, _resource_key(req, ctx), load)
         resp.set_header("X-Cache", "HIT" if hit else "MISS")
         return result
     result = await route.handler(req, ctx, **params)
     if route.invalidates:
-        with tracing.span("cache invalidate", attributes={"db.system": "valkey"}):
+        with tracing.span("cache invalidate", attributes=_VALKEY):
             await cache.invalidate(ctx, route.invalidates)
     return result
 
@@ -173,9 +176,10 @@ def responder(route: Route, state: Any) -> Callable[..., Awaitable[None]]:
 
     async def respond(req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: str) -> None:
         resources = state.resources
-        ctx = Context(resources, route, req.context.request_id, req.context.client_ip)
-        req.context.rate_counted = limits is not None
-        ctx.traceparent = req.get_header("traceparent")
+        context = req.context
+        ctx = Context(resources, route, context.request_id, context.client_ip)
+        context.rate_counted = limits is not None
+        ctx.traceparent = context.traceparent  # read by the middleware
         if route.auth != "none":
             try:
                 await authenticate(req, ctx)

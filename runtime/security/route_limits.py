@@ -22,7 +22,7 @@ import falcon.asgi
 from runtime.endpoint import RegistryError, Route
 from runtime.errors import RateLimited
 from runtime.observability import metrics
-from runtime.security.ratelimit import Policy, headers
+from runtime.security.ratelimit import Policy, headers, set_headers
 from runtime.security.synced_limits import allowance
 
 if TYPE_CHECKING:
@@ -76,6 +76,9 @@ class RouteLimits:
         # Assigned together, after every check: a refused reload leaves the old policies whole.
         self.user, self.anonymous, self.service = user, anonymous, service
         self.before, self.after, self.needs_body = before, after, bool(after)
+        # What `enforce` checks for each kind of caller: its default policy, then the named ones.
+        self.user_first, self.anonymous_first, self.service_first = (
+            (default, *(p for p in before if p.name != default.name)) for default in (user, anonymous, service))
 
     def check(self, config: Any) -> None:
         """Raise RegistryError if `config` (the whole configuration) cannot serve this route."""
@@ -114,19 +117,19 @@ class RouteLimits:
     async def _check(self, resp: falcon.asgi.Response, ctx: "Context", policies: tuple[Policy, ...]) -> None:
         limiter = ctx.resources.limiter
         assert limiter is not None  # for_route() builds no RouteLimits while rate limits are off
-        decision = await limiter.check([self._rule(p, ctx) for p in policies])
-        answer = headers(decision)
+        rules = [self._rule(p, ctx) for p in policies]
+        decision = limiter.check_local(rules) or await limiter.check(rules)
         if not decision.allowed:
             refused = next((o.policy.name for o in decision.outcomes if not o.allowed), policies[0].name)
             metrics.RATE_LIMITED.labels(refused).inc()
-            raise RateLimited(headers=answer)
-        resp.set_headers(answer)
+            raise RateLimited(headers=headers(decision))
+        set_headers(resp, decision)
 
     async def enforce(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
         """The default policy (user, service or anonymous) and the named ones that need no body."""
         principal = ctx.principal
-        default = self.anonymous if principal is None else self.service if principal.is_service else self.user
-        await self._check(resp, ctx, (default, *(p for p in self.before if p.name != default.name)))
+        await self._check(resp, ctx, self.anonymous_first if principal is None
+                          else self.service_first if principal.is_service else self.user_first)
 
     async def enforce_body(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
         """The named policies keyed on the validated body (login's email, register's domain)."""
