@@ -52,22 +52,20 @@ class MmapValue:
         self._value, self._timestamp = file.read_value(self._key)  # also allocates the key's slot
         self._position = file._positions[self._key]
 
-    def _write(self) -> None:
-        position = self._position
-        # One slice assignment, as prometheus-client does (pack_into would show a reader a 0).
-        self._file._m[position:position + 16] = _pack(self._value, self._timestamp)
-
+    # One slice assignment, as prometheus-client does (pack_into would show a reader a 0).
     def inc(self, amount: float) -> None:
         with _lock:
-            self._value += amount
+            self._value = value = self._value + amount
             self._timestamp = 0.0
-            self._write()
+            position = self._position
+            self._file._m[position:position + 16] = _pack(value, 0.0)
 
     def set(self, value: float, timestamp: float | None = None) -> None:
         with _lock:
             self._value = value
-            self._timestamp = timestamp or 0.0
-            self._write()
+            self._timestamp = timestamp = timestamp or 0.0
+            position = self._position
+            self._file._m[position:position + 16] = _pack(value, timestamp)
 
     def set_exemplar(self, exemplar: Any) -> None:
         return  # not kept in multiprocess mode (as prometheus-client)

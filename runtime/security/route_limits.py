@@ -22,7 +22,7 @@ import falcon.asgi
 from runtime.endpoint import RegistryError, Route
 from runtime.errors import RateLimited
 from runtime.observability import metrics
-from runtime.security.ratelimit import Policy, headers, set_headers
+from runtime.security.ratelimit import Decision, Policy, headers, set_headers
 from runtime.security.synced_limits import allowance
 
 if TYPE_CHECKING:
@@ -118,18 +118,37 @@ class RouteLimits:
         limiter = ctx.resources.limiter
         assert limiter is not None  # for_route() builds no RouteLimits while rate limits are off
         rules = [self._rule(p, ctx) for p in policies]
-        decision = limiter.check_local(rules) or await limiter.check(rules)
+        self._conclude(resp, policies, limiter.check_local(rules) or await limiter.check(rules))
+
+    def _conclude(self, resp: falcon.asgi.Response, policies: tuple[Policy, ...], decision: Decision) -> None:
         if not decision.allowed:
             refused = next((o.policy.name for o in decision.outcomes if not o.allowed), policies[0].name)
             metrics.RATE_LIMITED.labels(refused).inc()
             raise RateLimited(headers=headers(decision))
         set_headers(resp, decision)
 
-    async def enforce(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
+    def _default(self, ctx: "Context") -> tuple[Policy, ...]:
         """The default policy (user, service or anonymous) and the named ones that need no body."""
         principal = ctx.principal
-        await self._check(resp, ctx, self.anonymous_first if principal is None
-                          else self.service_first if principal.is_service else self.user_first)
+        return self.anonymous_first if principal is None else self.service_first if principal.is_service \
+            else self.user_first
+
+    def enforce_local(self, resp: falcon.asgi.Response, ctx: "Context") -> bool:
+        """`enforce` when this worker can decide alone (runtime.security.synced_limits), without
+        a coroutine: True once decided (admitted, or RateLimited raised); False: await `enforce`."""
+        policies = self._default(ctx)
+        limiter = ctx.resources.limiter
+        if len(policies) != 1 or limiter is None:
+            return False
+        decision = limiter.check_local((self._rule(policies[0], ctx),))
+        if decision is None:
+            return False
+        self._conclude(resp, policies, decision)
+        return True
+
+    async def enforce(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
+        """The default policy (user, service or anonymous) and the named ones that need no body."""
+        await self._check(resp, ctx, self._default(ctx))
 
     async def enforce_body(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
         """The named policies keyed on the validated body (login's email, register's domain)."""
