@@ -215,7 +215,7 @@ class MirroredCounter(collections.Counter):
     def __init__(self, metric: Counter) -> None:
         super().__init__()
         self._metric = metric
-        self._children: dict[str, Any] = {}  # key -> its label child (labels() costs ~1 µs)
+        self._children: dict[str, Any] = {}  # key -> its label child's value (labels() costs ~1 µs)
 
     def __setitem__(self, key: str, value: int) -> None:
         delta = value - self.get(key, 0)
@@ -223,7 +223,7 @@ class MirroredCounter(collections.Counter):
         if delta > 0:
             child = self._children.get(key)
             if child is None:
-                child = self._children[key] = self._metric.labels(*key.split(":"))
+                child = self._children[key] = self._metric.labels(*key.split(":"))._value
             child.inc(delta)
 
 
