@@ -106,7 +106,6 @@ class Cache:
         scope = self._scope(ctx, policy)
         digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
         local_key = f"{policy}:{scope}:{digest}"
-        entry_prefix = f"{self.prefix}{local_key}:v"
         near, generation = self.near, None
         if near is not None and near.live:
             data = near.get(local_key)
@@ -114,6 +113,7 @@ class Cache:
                 self.stats[f"{policy}:hit"] += 1
                 return data, True
             generation = near.generation(f"{policy}:{scope}")
+        entry_prefix = f"{self.prefix}{local_key}:v"
         waiting = self._inflight.get(local_key)
         if waiting is not None:  # another request of this worker is reading or loading it
             data = await _within(ctx, waiting)
