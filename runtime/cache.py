@@ -108,7 +108,6 @@ class Cache:
         scope = self._scope(ctx, policy)
         digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
         local_key = f"{policy}:{scope}:{digest}"
-        entry_prefix = f"{self.prefix}{{{policy}:{scope}}}:{digest}:v"  # the version key's hash tag
         near, generation = self.near, None
         if near is not None and near.live:
             data = near.get(local_key)
@@ -116,6 +115,7 @@ class Cache:
                 self.stats[f"{policy}:hit"] += 1
                 return data, True
             generation = near.generation(f"{policy}:{scope}")
+        entry_prefix = f"{self.prefix}{{{policy}:{scope}}}:{digest}:v"  # the version key's hash tag
         waiting = self._inflight.get(local_key)
         if waiting is not None:  # another request of this worker is reading or loading it
             data = await _within(ctx, waiting)

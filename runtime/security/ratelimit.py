@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 from valkey.exceptions import ValkeyError
 
@@ -165,6 +165,13 @@ class RateLimiter:
         self.synced = synced
         self.shared = True  # False while the last attempt to reach Valkey failed (counting locally)
 
+    def check_local(self, rules: Sequence[tuple[Policy, str]]) -> Decision | None:
+        """`check(rules)` when it needs no round trip (one synced rule within its allowance),
+        without a coroutine; else None."""
+        if self.synced is not None and len(rules) == 1 and rules[0][0].allowance:
+            return self.synced.check_local(*rules[0])
+        return None
+
     async def check(self, rules: Sequence[tuple[Policy, str]], commit: bool = True) -> Decision:
         """Admit (and count, unless `commit` is False: only look) one request against every rule."""
         if self.synced is None or not any(policy.allowance for policy, _ in rules):
@@ -233,3 +240,17 @@ def headers(decision: Decision) -> dict[str, str]:
     if not decision.allowed:
         out["Retry-After"] = str(max(1, math.ceil(max(x.retry_after for x in decision.outcomes))))
     return out
+
+
+def set_headers(resp: Any, decision: Decision) -> None:
+    """The RateLimit-* headers of an admitted request on a Falcon response: `headers()` written
+    straight into Falcon's header dict (lower-case names, as Falcon keeps them). Anything
+    else with `set_headers` (GraphQL's collected headers) gets `headers()`."""
+    answer = getattr(resp, "_headers", None)
+    if answer is None:
+        resp.set_headers(headers(decision))
+        return
+    o = decision.tightest
+    answer["ratelimit-limit"] = str(o.policy.limit)
+    answer["ratelimit-remaining"] = str(o.remaining)
+    answer["ratelimit-reset"] = str(math.ceil(o.reset))
