@@ -31,6 +31,7 @@ from runtime.security.ratelimit import RateLimiter
 from runtime.security.synced_limits import SyncedLimiter
 from runtime.idempotency import IdempotencyStore
 from runtime.valkey_mux import Tracker, ValkeyMux
+from runtime.valkey_retry import command_retries
 
 
 log = logging.getLogger("gateway")
@@ -61,6 +62,7 @@ class Resources:
                 socket_connect_timeout=r.timeout,
                 max_connections=r.pool_size,
                 timeout=r.timeout,
+                **command_retries(r.max_retries, r.timeout),
             )
         )
         # The request path (rate limits, cache, revocation checks and logout): one shared, pipelined connection; half valkey-py's
