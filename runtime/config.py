@@ -583,7 +583,7 @@ RATE_LIMITS = Section("rate_limits", {
 ROLE = Section("role", {
     "parents": F(List(), [], "Roles this one inherits every permission from (the roles directly below it)."),
     "permissions": F(List(), [], "Grants, domain.resource:action; * matches any one segment."),
-    "description": F(Str(), "", "What the role is for."),
+    "description": F(Str(), "", "What the role is for (a note for people: shown by `gw config`, read by nothing)."),
 })
 
 RBAC = Section("rbac", {

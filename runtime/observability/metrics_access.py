@@ -22,26 +22,17 @@ from functools import lru_cache
 from typing import Any
 
 from runtime.errors import Forbidden, Unauthenticated
+from runtime.security.client_ip import Network, in_networks
 
 
 @lru_cache(maxsize=8)
-def _networks(allowed: tuple[str, ...]) -> tuple[Any, ...]:
+def _networks(allowed: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(n, strict=False) for n in allowed)
-
-
-def _address_allowed(client_ip: str, allowed: tuple[str, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in _networks(allowed))
 
 
 def check_metrics_access(settings: Any, client_ip: str, authorization: str | None) -> None:
     """Raise the envelope's 403 or 401 unless `settings` (observability.metrics) let this client in."""
-    if settings.allowed_networks and not _address_allowed(client_ip, settings.allowed_networks):
+    if settings.allowed_networks and not in_networks(client_ip, _networks(settings.allowed_networks)):
         raise Forbidden("Metrics are not served to your address (observability.metrics.allowed_networks)")
     if settings.token:
         scheme, _, presented = (authorization or "").partition(" ")
