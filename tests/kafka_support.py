@@ -88,6 +88,10 @@ def wait_for(bootstrap: str, names: list[str], until: Callable[[list[Message]], 
     deadline = time.monotonic() + timeout
     while True:
         messages = read_all(bootstrap, names)
-        if until(messages) or time.monotonic() > deadline:
+        if until(messages):
+            return messages
+        if time.monotonic() > deadline:
+            seen = sorted({(m.topic, m.partition, m.offset) for m in messages})
+            print(f"wait_for gave up after {timeout} s; read {len(messages)} messages: {seen}")
             return messages
         time.sleep(0.5)
