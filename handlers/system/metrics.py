@@ -14,8 +14,9 @@ EXPOSITION = Document({"type": "string"}, doc="Prometheus text exposition format
                   403: "The client's address is not in observability.metrics.allowed_networks",
                   404: "Metrics are switched off (observability.metrics.enabled)"})
 async def prometheus_metrics(req, ctx):
-    """Prometheus metrics in the text exposition format, summed over every worker of this instance
-    (behind a bearer token and/or a client network list when configured)."""
+    """Prometheus metrics in the text exposition format, summed over every worker of this instance.
+
+    Behind a bearer token and/or a list of client networks when configured (observability.metrics)."""
     settings = ctx.config.observability.metrics
     if not settings.enabled:
         raise NotFound("Metrics are switched off (observability.metrics.enabled)")
