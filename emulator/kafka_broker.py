@@ -41,9 +41,8 @@ def kafka_home() -> Path:
 # Settings that matter on a small machine (../shared/NOTES.md): the 128 MiB default
 # log-cleaner buffer crashed a 256 MiB heap at restart; one replica everywhere. The broker's
 # session is Kafka's default 9 s, not shorter: with 3 s, a loaded machine starved the
-# controller's queue ("Timed out heartbeat from broker 1"), the node fenced itself, and an
-# event it had just acknowledged on a new topic was gone from the log (a one-replica
-# artefact; the CloudEvents test missed its first event about one run in six under load).
+# controller's queue ("Timed out heartbeat from broker 1") and the single node fenced itself,
+# taking every partition offline for a moment (a kill -9 restart takes a few seconds longer).
 _PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
