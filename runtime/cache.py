@@ -221,11 +221,22 @@ class Cache:
 
     async def invalidate(self, ctx: "Context", policies: tuple[str, ...]) -> None:
         """After a write: every entry of these policies in the caller's scope is stale."""
+        await self._bump([(p, self._scope(ctx, p)) for p in policies])
+
+    async def invalidate_user(self, user_id: str, policies: tuple[str, ...]) -> None:
+        """Another user's entries of these per-user policies are stale (an admin changed them)."""
+        await self._bump([(p, f"user:{user_id}") for p in policies
+                          if p in self.policies and self.policies[p].scope == "user"])
+
+    async def _bump(self, scopes: list[tuple[str, str]]) -> None:
+        if not scopes:
+            return
+        policies = tuple(p for p, _ in scopes)
         if self.near is not None:  # this worker's own readers at once; the others when the push comes
-            for p in policies:
-                self.near.drop_scope(f"{p}:{self._scope(ctx, p)}")
+            for p, scope in scopes:
+                self.near.drop_scope(f"{p}:{scope}")
         try:
-            await self.valkey.execute_many(("INCR", self._version_key(p, self._scope(ctx, p))) for p in policies)
+            await self.valkey.execute_many(("INCR", self._version_key(p, scope)) for p, scope in scopes)
         except (ValkeyError, OSError) as exc:
             # Entries may be served stale until their TTL: say so loudly.
             log.error("cache invalidation failed", extra={"policies": policies, "error": str(exc)[:200]})

@@ -20,6 +20,7 @@ from runtime.config import Config, ConfigError, load_config
 from runtime.endpoint import RegistryError
 from runtime.rbac import Policy
 from runtime.security.cors import Cors
+from runtime.security.route_limits import derived_limits, reload_derived
 
 log = logging.getLogger("gateway")
 
@@ -90,10 +91,14 @@ def swap_policies(middleware: Any, state: Any) -> Callable[[Config], None]:
     def apply(new: Config) -> None:
         policy = Policy(new.rbac.roles)
         cors = Cors(new.cors)
-        for limits in state.route_limits:
+        # The routes', and those GraphQL derived from them (its default budget, its login).
+        resources = state.resources
+        for limits in [*state.route_limits, *(derived_limits(resources) if resources is not None else ())]:
             limits.check(new)  # a route's named policy must still exist
         for limits in state.route_limits:
             limits.reload(new)
+        if resources is not None:
+            reload_derived(resources, new)
         state.resources.policy = policy
         middleware.cors = cors
         realtime = getattr(state, "realtime", None)

@@ -25,7 +25,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from emulator.services.keys import KeyRing
 from emulator.services.roles import PERMISSIONS, ROLE_NAMES, ROLES
-from emulator.services.rpc import Caller, ServiceError, invalid, not_found
+from emulator.services.rpc import Caller, ServiceError, invalid, not_found, require_org
+from runtime.schema import FORBIDDEN_CHARACTERS, FORBIDDEN_PROBLEM
 from runtime.timestamps import timestamp
 from emulator.services.server import ServiceServer
 from emulator.services.service_accounts import ServiceAccounts
@@ -187,6 +188,62 @@ class AuthState:
         if org is None or caller_org and org_id != caller_org:
             raise not_found("organization", org_id)
         return org
+
+    # -- user management ---------------------------------------------------------------------
+
+    EDITABLE = frozenset({"first_name", "last_name", "is_active"})
+
+    def update_user(self, organization_id: str, patch: auth_pb2.User, paths: list[str]) -> auth_pb2.UserChange:
+        """Change the fields named in `paths`; deactivating ends every session of the user."""
+        if not paths:
+            raise invalid("update_mask", "name at least one of first_name, last_name, is_active")
+        for path in paths:
+            if path not in self.EDITABLE:
+                raise invalid("update_mask", f"{path!r} cannot be changed here")
+        user = self.get_user(patch.id, organization_id)
+        for name in ("first_name", "last_name"):
+            if name in paths:
+                value = getattr(patch, name).strip()
+                if not value:
+                    raise invalid(name, "is required")
+                if FORBIDDEN_CHARACTERS.search(value):
+                    raise invalid(name, FORBIDDEN_PROBLEM)
+                setattr(user, name, value)
+        ended: list[str] = []
+        if "is_active" in paths and patch.is_active != user.is_active:
+            user.is_active = patch.is_active
+            if not user.is_active:
+                ended = self._end_sessions(user.id)
+        return self._changed(user, ended)
+
+    def set_role(self, organization_id: str, user_id: str, role: str, held: bool) -> auth_pb2.UserChange:
+        """Give (`held`) or take a role; a real change ends every session of the user, whose
+        tokens carry the roles they had."""
+        if not role:
+            raise invalid("role", "is required")
+        if role not in ROLE_NAMES:
+            raise invalid("role", f"unknown role {role!r}")
+        user = self.get_user(user_id, organization_id)
+        if (role in user.roles) == held:
+            return auth_pb2.UserChange(user=user)  # nothing to change, nobody signed out
+        roles = [r for r in user.roles if r != role] + ([role] if held else [])
+        del user.roles[:]
+        user.roles.extend(roles)
+        return self._changed(user, self._end_sessions(user.id))
+
+    def _changed(self, user: auth_pb2.User, ended: list[str]) -> auth_pb2.UserChange:
+        user.updated_at.CopyFrom(_timestamp(self.clock()))
+        return auth_pb2.UserChange(user=user, ended_sessions=ended,
+                                   access_tokens_valid_until=self.clock() + self.access_ttl if ended else 0)
+
+    def _end_sessions(self, user_id: str) -> list[str]:
+        """Revoke every live session of a user; their ids."""
+        ended = []
+        for session in self._sessions.values():
+            if session.user_id == user_id and not session.revoked:
+                session.revoked = True
+                ended.append(session.id)
+        return ended
 
     # -- sign-in and sessions ----------------------------------------------------------------
 
@@ -375,6 +432,32 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         users, token, total = paginate(self.state.users(Caller.of(context).organization_id),
                                        request.page_size, request.page_token)
         return auth_pb2.ListUsersResponse(users=users, next_page_token=token, total_size=total)
+
+    async def CreateUser(self, request, context):
+        org = require_org(context)
+        for name in ("first_name", "last_name", "email"):
+            if FORBIDDEN_CHARACTERS.search(getattr(request, name)):
+                raise invalid(name, FORBIDDEN_PROBLEM)
+        # On the loop, not in a thread: the taken-check and the creation must not interleave.
+        return self.state.create_user(org, request.email, request.password, first_name=request.first_name,
+                                      last_name=request.last_name, roles=list(request.roles) or ["employee"])
+
+    async def UpdateUser(self, request, context):
+        if not request.user.id:
+            raise invalid("id", "is required")
+        return self.state.update_user(require_org(context), request.user,
+                                      list(request.update_mask.paths))
+
+    async def AssignRole(self, request, context):
+        return self._set_role(request, context, True)
+
+    async def RevokeRole(self, request, context):
+        return self._set_role(request, context, False)
+
+    def _set_role(self, request, context, held: bool) -> auth_pb2.UserChange:
+        if not request.user_id:
+            raise invalid("user_id", "is required")
+        return self.state.set_role(require_org(context), request.user_id, request.role, held)
 
     async def GetOrganization(self, request, context):
         if not request.id:

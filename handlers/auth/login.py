@@ -1,7 +1,5 @@
-from proto.erp.auth.v1 import auth_pb2
 from runtime import Reply, endpoint
-from runtime.auth.session import TOKEN_ANSWER, token_answer
-from runtime.errors import Unauthenticated
+from runtime.auth.session import TOKEN_ANSWER, sign_in
 from runtime.schema import EMAIL, Body, Field
 
 LOGIN = Body(
@@ -18,23 +16,4 @@ LOGIN = Body(
           errors={401: "Wrong email or password, or the account is disabled"})
 async def login(req, ctx):
     """Sign in with email and password; returns an access and a refresh token."""
-    body = ctx.body
-    email, lockout = body["email"].lower(), ctx.resources.lockout
-    if lockout is not None:
-        await lockout.check(email)  # the account's failure budget, across every address
-    try:
-        tokens = await ctx.backends.auth.Authenticate(
-            auth_pb2.AuthenticateRequest(email=email, password=body["password"], remember_me=body["remember_me"])
-        )
-    except Unauthenticated as error:
-        if lockout is not None:
-            await lockout.failed(email, ctx.client_ip)
-        ctx.events.emit("erp.auth.login.failed", subject=email,
-                        data={"email": email, "reason": error.message, "client_ip": ctx.client_ip})
-        raise
-    answer = token_answer(tokens)
-    user = answer["user"]
-    ctx.events.emit("erp.auth.login.succeeded", subject=user["id"],
-                    data={"user_id": user["id"], "email": user["email"], "organization_id": user["organization_id"],
-                          "remember_me": body["remember_me"], "client_ip": ctx.client_ip})
-    return Reply(answer, message="Login successful")
+    return Reply(await sign_in(ctx, ctx.body), message="Login successful")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Mapping
 
 from proto.erp.auth.v1 import auth_pb2
 from proto.erp.auth.v1.contract import REVOKED_SESSION_TRAILER
 from runtime.auth.principal import SESSION_PREFIX
-from runtime.errors import ApiError, ValidationFailed
+from runtime.errors import ApiError, Unauthenticated, ValidationFailed
 from runtime.protobuf import to_dict
 from runtime.responses import Record
 
@@ -35,6 +35,31 @@ def token_answer(tokens: Any) -> dict[str, Any]:
         "token_type": "Bearer",
         "expires_in": int(tokens.expires_in),
     }
+
+
+async def sign_in(ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Password sign-in (REST login and the GraphQL `login` mutation), with a validated body
+    `{email, password, remember_me}`: the account's failure budget (runtime.security.
+    account_lockout) is checked before the password and spent by a failure; both outcomes
+    are business events. The token answer."""
+    email, lockout = body["email"].lower(), ctx.resources.lockout
+    if lockout is not None:
+        await lockout.check(email)  # the account's failure budget, across every address
+    try:
+        tokens = await ctx.backends.auth.Authenticate(auth_pb2.AuthenticateRequest(
+            email=email, password=body["password"], remember_me=bool(body.get("remember_me"))))
+    except Unauthenticated as error:
+        if lockout is not None:
+            await lockout.failed(email, ctx.client_ip)
+        ctx.events.emit("erp.auth.login.failed", subject=email,
+                        data={"email": email, "reason": error.message, "client_ip": ctx.client_ip})
+        raise
+    answer = token_answer(tokens)
+    user = answer["user"]
+    ctx.events.emit("erp.auth.login.succeeded", subject=user["id"],
+                    data={"user_id": user["id"], "email": user["email"], "organization_id": user["organization_id"],
+                          "remember_me": bool(body.get("remember_me")), "client_ip": ctx.client_ip})
+    return answer
 
 
 async def revoke_replayed_session(ctx: Any, error: ApiError) -> str | None:

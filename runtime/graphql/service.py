@@ -44,7 +44,7 @@ from runtime.graphql.schema import Schema, build, check_access, load_sdl
 from runtime.pipeline import authenticate
 from runtime.reply import Reply
 from runtime.request_body import read_json
-from runtime.security.route_limits import RouteLimits
+from runtime.security.route_limits import RouteLimits, derived
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 # What resolvers here return when they wait: coroutines and futures (DataLoader, gather).
@@ -90,15 +90,17 @@ class _Worker:
         self.documents = Documents(schema.schema, config.graphql)
         self.persisted = PersistedQueries(resources.valkey_mux, config.redis.key_prefix,
                                           config.graphql.persisted_query_ttl)
+        self.resources = resources
         self.limits: dict[tuple[str, str], RouteLimits | None] = {}
 
-    def route_limits(self, route: Any, config: Any) -> RouteLimits | None:
+    def route_limits(self, route: Any) -> RouteLimits | None:
         key = (route.method, route.path)
         limits_: Any = self.limits.get(key, False)
         if limits_ is False:
             # The route itself is exempt from the pipeline's check; the default user or
-            # anonymous budget applies here, after authentication, as it does for REST.
-            limits_ = self.limits[key] = RouteLimits.for_route(dataclasses.replace(route, rate_limit=None), config)
+            # anonymous budget applies here, after authentication, as it does for REST
+            # (and reloads with REST's: route_limits.derived).
+            limits_ = self.limits[key] = derived(self.resources, dataclasses.replace(route, rate_limit=None))
         return limits_
 
 
@@ -134,7 +136,7 @@ class GraphQLService:
                 raise RequestError(404, [request_error("GraphQL is switched off (graphql.enabled)", "NOT_FOUND")],
                                    always=True)
             await self._authenticate(req, ctx)
-            limit = _Limit(worker.route_limits(ctx.route, ctx.resources.config), headers, ctx)
+            limit = _Limit(worker.route_limits(ctx.route), headers, ctx)
             try:
                 params = await self._params(req, ctx)
                 result = await self._run(req.method, params, ctx, worker, limit)

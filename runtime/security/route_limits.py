@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import falcon.asgi
@@ -136,6 +137,50 @@ class RouteLimits:
     async def enforce_anonymous(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
         """A request that failed authentication is anonymous: it spends the address's budget."""
         await self._check(resp, ctx, (self.anonymous,))
+
+
+class _Derived:
+    """One worker's derived limits, and the configuration new ones are built from (the
+    start-up one, then each reloaded one)."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.built: dict[tuple, RouteLimits | None] = {}
+
+
+_DERIVED: "weakref.WeakKeyDictionary[Any, _Derived]" = weakref.WeakKeyDictionary()
+
+
+def _derived(resources: Any) -> _Derived:
+    found = _DERIVED.get(resources)
+    if found is None:
+        found = _DERIVED[resources] = _Derived(resources.config)
+    return found
+
+
+def derived(resources: Any, route: Route) -> RouteLimits | None:
+    """The limits of a route variant the pipeline does not run itself (GraphQL's default
+    budget for /graphql, its `login` mutation's), built once per worker (`resources`) and
+    reloaded with every route's when the policies change (runtime.reload)."""
+    worker = _derived(resources)
+    key = (route.method, route.path, route.rate_limit, route.auth, route.body.name if route.body else None)
+    if key not in worker.built:
+        worker.built[key] = RouteLimits.for_route(route, worker.config)
+    return worker.built[key]
+
+
+def derived_limits(resources: Any) -> list[RouteLimits]:
+    """Every `derived` RouteLimits of a worker, to check against a new configuration."""
+    return [limits for limits in _derived(resources).built.values() if limits is not None]
+
+
+def reload_derived(resources: Any, config: Any) -> None:
+    """Take a new configuration (checked first with `derived_limits`): those built already
+    and those built from now on."""
+    worker = _derived(resources)
+    for limits in derived_limits(resources):
+        limits.reload(config)
+    worker.config = config
 
 
 class AddressBudget:

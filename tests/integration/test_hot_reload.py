@@ -31,14 +31,15 @@ def roles_document(extra_viewer_grants: tuple[str, ...] = ()) -> dict:
     return doc
 
 
-def write(path, *, viewer_grants=(), origins=("http://localhost:3000",), user_limit=1_000_000, raw=None) -> None:
+def write(path, *, viewer_grants=(), origins=("http://localhost:3000",), user_limit=1_000_000,
+          login_limit=1_000_000, raw=None) -> None:
     text = raw if raw is not None else yaml.safe_dump({
         "rbac": {"roles": roles_document(viewer_grants)},
         "cors": {"allowed_origins": list(origins)},
         "rate_limits": {"policies": {
             "user": {"limit": user_limit, "window": "1m", "key": "user"},
             "anonymous": {"limit": 1_000_000, "window": "1m", "key": "ip"},
-            "login": {"limit": 1_000_000, "window": "1m", "key": "email_ip"},
+            "login": {"limit": login_limit, "window": "1m", "key": "email_ip"},
         }},
     })
     tmp = path.with_suffix(".tmp")
@@ -134,6 +135,28 @@ def test_policies_reload_without_a_restart_or_a_failed_request(reloading):
         assert poll(lambda: 429 in employees_status()), "rate-limit change not applied"
     assert load.failures == []
     assert load.statuses and set(load.statuses) <= {200, 429}, set(load.statuses)
+
+
+def graphql(url: str, query: str, headers: dict | None = None) -> list[str]:
+    """The error codes of one GraphQL request on a fresh connection (any worker)."""
+    with httpx.Client(base_url=url, timeout=10) as c:
+        answer = c.post("/graphql", json={"query": query}, headers=headers or {})
+    return [e["extensions"]["code"] for e in answer.json().get("errors", [])]
+
+
+def test_graphql_rate_limits_reload_with_rest(reloading):
+    """GraphQL's own checks (the default user budget of /graphql, the `login` policy of the
+    login mutation) are built per worker on first use; a policy change reaches them too."""
+    path, url, _process = reloading
+    with httpx.Client(base_url=url, timeout=10) as c:
+        viewer = bearer(login(c, "viewer@acme.example"))
+    login_mutation = 'mutation { login(email: "manager@globex.example", password: "wrong-password") { accessToken } }'
+    for _ in range(8):  # both workers build their GraphQL limits under the first policies
+        assert graphql(url, "{ me { email } }", viewer) == []
+        assert graphql(url, login_mutation) == ["UNAUTHENTICATED"]
+    write(path, user_limit=5, login_limit=2)
+    assert poll(lambda: "RATE_LIMITED" in graphql(url, "{ me { email } }", viewer)), "user budget not reloaded"
+    assert poll(lambda: graphql(url, login_mutation) == ["RATE_LIMITED"]), "login policy not reloaded"
 
 
 @pytest.fixture()

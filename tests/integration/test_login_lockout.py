@@ -81,3 +81,29 @@ def test_the_per_address_login_limit_still_applies_first(stack):
     finally:
         stop(process)
     assert codes == [401, 401, 401, 429, 429]
+
+
+def graphql_login(client: httpx.Client, email: str, password: str, address: str) -> dict:
+    answer = client.post("/graphql", headers={"X-Forwarded-For": address, "Accept": "application/graphql-response+json"},
+                         json={"query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) "
+                                        "{ accessToken } }", "variables": {"e": email, "p": password}})
+    return answer.json()
+
+
+def test_graphql_login_spends_and_obeys_the_same_account_budget(gateway):
+    """The `login` mutation is no way around the lockout: its failures spend the account's
+    budget with REST login's, and a spent budget refuses it before the password is checked."""
+    client, _ = gateway
+    email = "employee@acme.example"
+    for i in range(BUDGET - 2):
+        failed = graphql_login(client, email, "wrong-password", f"203.0.113.{100 + i}")
+        assert [e["extensions"]["code"] for e in failed["errors"]] == ["UNAUTHENTICATED"], failed
+    for i in range(2):
+        assert attempt(client, email, "wrong-password", f"203.0.113.{200 + i}").status_code == 401
+    locked = graphql_login(client, email, DEMO_PASSWORD, "198.51.100.9")
+    assert locked["data"] == {"login": None}
+    assert [e["extensions"]["code"] for e in locked["errors"]] == ["RATE_LIMITED"], locked
+    assert attempt(client, email, DEMO_PASSWORD, "198.51.100.10").status_code == 429
+    # Another account signs in over GraphQL as before.
+    fine = graphql_login(client, "manager@acme.example", DEMO_PASSWORD, "198.51.100.9")
+    assert fine["data"]["login"]["accessToken"], fine

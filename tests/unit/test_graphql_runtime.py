@@ -168,3 +168,17 @@ def test_schema_mismatches_stop_start_up():
         build(sdl.replace("x.y:read", "x.*:read"), {("Query", "a"): a, ("Query", "b"): a})
     built = build(sdl, {("Query", "a"): a, ("Query", "b"): a})
     assert built.rule("Query", "b").permission == "x.y:read" and not built.rule("Query", "a").public
+
+
+def test_declared_fields_are_collected_once_and_never_twice_for_a_field():
+    from runtime.graphql.registry import Fields, discover
+
+    found = discover("handlers.graphql.resolvers")
+    # Declared in bulk (runtime.graphql.crud), collected once though finance imports crm's.
+    assert {("Query", "customers"), ("Mutation", "deleteEmployee"), ("Invoice", "customer")} <= set(found)
+
+    def one(ctx, parent):
+        return 1
+
+    with pytest.raises(RuntimeError, match=r"Query\.a: declared twice"):
+        Fields({("Query", "a"): one}, {("Query", "a"): one})

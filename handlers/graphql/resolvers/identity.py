@@ -10,17 +10,18 @@ from typing import Any
 from handlers.auth.login import LOGIN
 from handlers.auth.refresh import REFRESH
 from handlers.auth.register import REGISTER
+from handlers.auth.users import CREATE, ROLE, UPDATE, USERS
 from proto.erp.auth.v1 import auth_pb2
-from runtime.auth.session import end_session, revoke_replayed_session, token_answer
+from runtime.auth import user_admin
+from runtime.auth.session import end_session, revoke_replayed_session, sign_in, token_answer
 from runtime.errors import NotFound, Unauthenticated
 from runtime.graphql import crud, resolver
 from runtime.graphql.connections import cached
 from runtime.graphql.read_ahead import taken
 from runtime.protobuf import to_dict
 from runtime.rest import Collection
-from runtime.security.route_limits import RouteLimits
+from runtime.security.route_limits import derived
 
-USERS = Collection("auth", auth_pb2.User, fields={})
 ORGANIZATIONS = Collection("auth", auth_pb2.Organization, fields={})
 
 
@@ -113,16 +114,10 @@ async def permissions(ctx, parent):
     return [to_dict(p) for p in answer.permissions]
 
 
-_LOGIN_LIMITS: dict[Any, Any] = {}
-
-
 async def _limit_login(ctx):
-    """The `login` policy (per email and client IP), as on POST /api/v1/auth/login."""
-    config = ctx.resources.config
-    limits = _LOGIN_LIMITS.get(id(config))
-    if id(config) not in _LOGIN_LIMITS:
-        route = replace(ctx.route, rate_limit="login", body=LOGIN, auth="none")
-        limits = _LOGIN_LIMITS[id(config)] = RouteLimits.for_route(route, config)
+    """The `login` policy (per email and client IP), as on POST /api/v1/auth/login; reloaded
+    with REST's when the policies change."""
+    limits: Any = derived(ctx.resources, replace(ctx.route, rate_limit="login", body=LOGIN, auth="none"))
     if limits is not None:
         await limits.enforce(_Discard(), ctx)
         await limits.enforce_body(_Discard(), ctx)  # login's own budget is keyed on the email
@@ -137,9 +132,7 @@ class _Discard:
 async def login(ctx, parent, email, password, remember_me=False):
     ctx.body = body = LOGIN.validate({"email": email, "password": password, "remember_me": bool(remember_me)})
     await _limit_login(ctx)
-    tokens = await ctx.backends.auth.Authenticate(auth_pb2.AuthenticateRequest(
-        email=body["email"].lower(), password=body["password"], remember_me=body["remember_me"]))
-    return token_answer(tokens)
+    return await sign_in(ctx, body)  # REST login's own: the account lockout, the events
 
 
 @resolver("Mutation", "register")
@@ -167,3 +160,23 @@ async def refresh(ctx, parent, refresh_token):
 async def logout(ctx, parent, refresh_token=None):
     await end_session(ctx, refresh_token or "")
     return {"revoked": True}
+
+
+@resolver("Mutation", "createUser")
+async def create_user(ctx, parent, input):
+    return await user_admin.create_user(ctx, CREATE.validate(dict(input)))
+
+
+@resolver("Mutation", "updateUser")
+async def update_user(ctx, parent, id, input):
+    return await user_admin.update_user(ctx, id, UPDATE.validate(dict(input)))
+
+
+@resolver("Mutation", "assignRole")
+async def assign_role(ctx, parent, user_id, role):
+    return await user_admin.set_role(ctx, user_id, ROLE.validate({"role": role})["role"], held=True)
+
+
+@resolver("Mutation", "revokeRole")
+async def revoke_role(ctx, parent, user_id, role):
+    return await user_admin.set_role(ctx, user_id, ROLE.validate({"role": role})["role"], held=False)

@@ -89,6 +89,26 @@ class AuthServiceStub:
                 request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListPermissionsRequest.SerializeToString,
                 response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListPermissionsResponse.FromString,
                 _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/erp.auth.v1.AuthService/CreateUser',
+                request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.User.FromString,
+                _registered_method=True)
+        self.UpdateUser = channel.unary_unary(
+                '/erp.auth.v1.AuthService/UpdateUser',
+                request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UpdateUserRequest.SerializeToString,
+                response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserChange.FromString,
+                _registered_method=True)
+        self.AssignRole = channel.unary_unary(
+                '/erp.auth.v1.AuthService/AssignRole',
+                request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserRoleRequest.SerializeToString,
+                response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserChange.FromString,
+                _registered_method=True)
+        self.RevokeRole = channel.unary_unary(
+                '/erp.auth.v1.AuthService/RevokeRole',
+                request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserRoleRequest.SerializeToString,
+                response_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserChange.FromString,
+                _registered_method=True)
         self.RotateSigningKey = channel.unary_unary(
                 '/erp.auth.v1.AuthService/RotateSigningKey',
                 request_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyRequest.SerializeToString,
@@ -201,6 +221,39 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateUser(self, request, context):
+        """User management in the caller's organization (x-organization-id): another
+        organization's user is NOT_FOUND. Role definitions are the role catalogue (contract.py,
+        the gateway's `rbac.roles`); what changes here is who holds them. A change of roles and
+        a deactivation end every session of the user; the answer names them, so that the gateway
+        refuses their access tokens too (they carry the old roles). The gateway checks that the
+        caller may grant the roles involved; this service checks the records.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateUser(self, request, context):
+        """first_name, last_name and is_active, as the update_mask says.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssignRole(self, request, context):
+        """Adds a role to a user; holding it already changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeRole(self, request, context):
+        """Takes a role from a user; not holding it changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RotateSigningKey(self, request, context):
         """Admin: makes a new signing key current. Retired public keys stay in the
         JWKS until every token they signed has expired.
@@ -307,6 +360,26 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.ListPermissions,
                     request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListPermissionsRequest.FromString,
                     response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListPermissionsResponse.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.CreateUserRequest.FromString,
+                    response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.User.SerializeToString,
+            ),
+            'UpdateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateUser,
+                    request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UpdateUserRequest.FromString,
+                    response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserChange.SerializeToString,
+            ),
+            'AssignRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignRole,
+                    request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserRoleRequest.FromString,
+                    response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserChange.SerializeToString,
+            ),
+            'RevokeRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeRole,
+                    request_deserializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserRoleRequest.FromString,
+                    response_serializer=proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserChange.SerializeToString,
             ),
             'RotateSigningKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RotateSigningKey,
@@ -641,6 +714,114 @@ class AuthService:
             '/erp.auth.v1.AuthService/ListPermissions',
             proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListPermissionsRequest.SerializeToString,
             proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.ListPermissionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.auth.v1.AuthService/CreateUser',
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.CreateUserRequest.SerializeToString,
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.auth.v1.AuthService/UpdateUser',
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UpdateUserRequest.SerializeToString,
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.auth.v1.AuthService/AssignRole',
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserRoleRequest.SerializeToString,
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.auth.v1.AuthService/RevokeRole',
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserRoleRequest.SerializeToString,
+            proto_dot_erp_dot_auth_dot_v1_dot_auth__pb2.UserChange.FromString,
             options,
             channel_credentials,
             insecure,
