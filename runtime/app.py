@@ -140,7 +140,8 @@ def build_app(config: Config, routes: list[Route] | None = None) -> ClientGuard:
 
     app.add_error_handler(falcon.HTTPError, on_http_error)
     app.add_error_handler(errors.ApiError, _on_api_error)
-    return ClientGuard(GatewayApp(app, state), config)
+    # HTTP straight to Falcon: GatewayApp only routes WebSockets (one coroutine frame less a request).
+    return ClientGuard(GatewayApp(app, state), config, http_app=app)
 
 
 def create_app(config: Config | None = None) -> DeferredContinue:

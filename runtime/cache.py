@@ -90,7 +90,9 @@ class Cache:
         return f"org:{principal.organization_id}"
 
     def _version_key(self, policy: str, scope: str) -> str:
-        return f"{self.version_prefix}{policy}:{scope}"
+        # `{policy:scope}` is a hash tag: the read script touches the version key and the
+        # entries of one scope together, so in a cluster they must share a slot.
+        return f"{self.version_prefix}{{{policy}:{scope}}}"
 
     async def fetch(
         self, ctx: "Context", policy: str, resource: str, load: Callable[[], Awaitable[Any]],
@@ -106,7 +108,6 @@ class Cache:
         scope = self._scope(ctx, policy)
         digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
         local_key = f"{policy}:{scope}:{digest}"
-        entry_prefix = f"{self.prefix}{local_key}:v"
         near, generation = self.near, None
         if near is not None and near.live:
             data = near.get(local_key)
@@ -114,6 +115,7 @@ class Cache:
                 self.stats[f"{policy}:hit"] += 1
                 return data, True
             generation = near.generation(f"{policy}:{scope}")
+        entry_prefix = f"{self.prefix}{{{policy}:{scope}}}:{digest}:v"  # the version key's hash tag
         waiting = self._inflight.get(local_key)
         if waiting is not None:  # another request of this worker is reading or loading it
             data = await _within(ctx, waiting)

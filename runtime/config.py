@@ -425,7 +425,21 @@ REDIS = Section("redis", {
     "timeout": F(Duration(min=0.001), "1s", "Per-command timeout."),
     "breaker_cooldown": F(Duration(min=0.001), "1s",
                           "After a timeout or lost connection, how long the request path skips Valkey before probing it."),
-}, "Shared state: revocation, rate limits, sessions.")
+    "mode": F(Enum("standalone", "cluster", "sentinel"), "standalone",
+              "standalone: one server (host, port); cluster: a Valkey Cluster, host:port and cluster_nodes its seeds; "
+              "sentinel: refused (not built)."),
+    "cluster_nodes": F(List(HOST_PORT), [], "More seed nodes of the cluster besides host:port (mode: cluster)."),
+    "cluster_refresh_interval": F(Duration(min=0.1), "5s",
+                                  "How often the slot map is re-read when nothing prompts it (MOVED and lost nodes do at once)."),
+}, "Shared state: revocation, rate limits, sessions.", validate=lambda c: _check_redis(c))
+
+
+def _check_redis(c: Any) -> None:
+    if c.mode == "sentinel":
+        raise ConfigError("redis.mode: 'sentinel' is not supported by this gateway (the request-path client "
+                          "follows no Sentinel failover); use 'standalone' or 'cluster'")
+    if c.mode == "cluster" and c.db != 0:
+        raise ConfigError(f"redis.db: {c.db} with mode 'cluster' (a cluster has database 0 only)")
 
 KAFKA = Section("kafka", {
     "enabled": F(Bool(), False, "Publish business events (to the brokers, or to the spool while they are away)."),

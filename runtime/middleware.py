@@ -55,7 +55,7 @@ class GatewayMiddleware:
     def __init__(self, config: Config, state: Any) -> None:
         self.config = config
         self.state = state
-        self.headers = security_headers(config.server.tls_enabled)
+        self.headers = tuple((name.lower(), value) for name, value in security_headers(config.server.tls_enabled))
         self.client_ip = ClientIp(config.server.trusted_proxies)
         self.cors = Cors(config.cors)
         self.metrics = config.observability.metrics.enabled
@@ -98,25 +98,32 @@ class GatewayMiddleware:
             await self.shipper.stop()
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        req.context.started = time.perf_counter()
-        req.context.request_id = request_id(req.get_header("X-Request-ID"))
-        req.context.user_id = req.context.organization_id = None
-        req.context.span = tracing.RequestSpan.start(
-            req.method, req.path, req.get_header("traceparent"), req.get_header("tracestate"))
+        ctx = req.context
+        ctx.started = time.perf_counter()
+        ctx.request_id = request_id(req.get_header("X-Request-ID"))
+        ctx.user_id = ctx.organization_id = None
+        # Read once here; the pipeline passes it on to events (runtime.pipeline).
+        ctx.traceparent = traceparent = req.get_header("traceparent")
+        ctx.span = None if traceparent is None and not tracing.recording() else tracing.RequestSpan.start(
+            req.method, req.path, traceparent, req.get_header("tracestate"))
         if self.metrics:
-            metrics.HTTP_IN_FLIGHT.inc()
+            metrics.request_started()
         # Resolved once by the ASGI guard in front (runtime.security.client_guard).
-        req.context.client_ip = req.scope.get(CLIENT_IP) or self.client_ip.resolve(
+        scope = req.scope
+        ctx.client_ip = scope.get(CLIENT_IP) or self.client_ip.resolve(
             req.remote_addr, req.get_header("X-Forwarded-For"))
-        check_request_size(req.scope)  # 414 / 431 in the envelope, before any other work
+        check_request_size(scope)  # 414 / 431 in the envelope, before any other work
 
     async def process_response(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, req_succeeded: bool
     ) -> None:
-        resp.set_header("X-Request-ID", req.context.request_id)
+        # Falcon keeps response headers in `_headers`, by lower-case name: written directly,
+        # the security headers cost one dict operation each instead of get_header + set_header
+        # (~2.5 µs a request; tests/integration check every header on every kind of answer).
+        headers = resp._headers
+        headers["x-request-id"] = req.context.request_id
         for name, value in self.headers:
-            if resp.get_header(name) is None:  # a route's own choice (e.g. Cache-Control) stands
-                resp.set_header(name, value)
+            headers.setdefault(name, value)  # a route's own choice (e.g. Cache-Control) stands
         origin = req.get_header("Origin")
         if origin is not None and not getattr(req.context, "preflight", False):
             _add_headers(resp, self.cors.actual(origin))
@@ -130,7 +137,6 @@ class GatewayMiddleware:
         # The route template, never the raw path: ids would make every path a new series.
         route = req.uri_template or "(unmatched)"
         if self.metrics:
-            metrics.HTTP_IN_FLIGHT.dec()
             metrics.observe_request(route, req.method, status, elapsed)
         span = ctx.span
         trace_id = None

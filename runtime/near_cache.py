@@ -101,7 +101,7 @@ class NearCache:
         prefix = self.version_prefix
         for key in keys:
             if key.startswith(prefix):
-                self.drop_scope(key[len(prefix):].decode(errors="replace"))
+                self.drop_scope(key[len(prefix):].decode(errors="replace").strip("{}"))  # the hash tag's braces
 
     def flush(self) -> None:
         self._flushes += 1

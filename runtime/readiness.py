@@ -48,8 +48,21 @@ DEPENDENCY = Record("Dependency", {
     "near_cache": {"type": "string", "enum": ["live", "blind"],
                    "description": "valkey: the per-worker near cache; blind (flushed and bypassed) while "
                                   "invalidations cannot be received"},
+    "cluster": {"type": "object", "description": "valkey with redis.mode cluster: the request path's view of it",
+                "required": ["state", "slots_covered", "primaries", "redirects"],
+                "properties": {
+                    "state": {"type": "string", "description": "cluster_state from CLUSTER INFO (ok, fail)"},
+                    "slots_covered": {"type": "integer", "minimum": 0, "maximum": 16384,
+                                      "description": "slots the slot map assigns to a primary"},
+                    "primaries": {"type": "object", "description": "host:port -> its breaker and replicas",
+                                  "additionalProperties": {"type": "object", "properties": {
+                                      "breaker": {"type": "string", "enum": ["closed", "open", "half_open"]},
+                                      "replicas": {"type": "array", "items": {"type": "string"}}}}},
+                    "redirects": {"type": "object", "description": "MOVED, ASK and TRYAGAIN answers followed",
+                                  "additionalProperties": {"type": "integer", "minimum": 0}},
+                }},
 }, optional=("error", "breaker", "in_flight", "tls", "rate_limits", "revocations", "revocation_checks_unchecked",
-             "realtime", "near_cache", "mode", "brokers", "queued", "spool", "counters"),
+             "realtime", "near_cache", "cluster", "mode", "brokers", "queued", "spool", "counters"),
    doc="One dependency's health")
 READINESS = Record("Readiness", {
     "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
@@ -85,9 +98,12 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
             valkey["status"], valkey["error"] = "down", "rate limits counted per worker"
     if valkey is not None:
         mux = resources.valkey_mux
-        valkey["breaker"] = mux.breaker.state  # the request path's view, which fails fast while open
+        valkey["breaker"] = mux.breaker_state  # the request path's view, which fails fast while open
         if valkey["status"] == "up" and not mux.available:
             valkey["status"], valkey["error"] = "down", "request path failing fast (breaker open)"
+        describe = getattr(mux, "describe", None)
+        if describe is not None:  # redis.mode: cluster: its state, primaries, replicas, redirects followed
+            valkey["cluster"] = describe()
         # While the feed is not synced each request asks Valkey (correct, slower); while neither
         # answers, `security.revocation_unavailable` decides and readiness is degraded.
         revocations = resources.revocations

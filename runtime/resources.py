@@ -30,6 +30,7 @@ from runtime.realtime.hub import Hub
 from runtime.security.ratelimit import RateLimiter
 from runtime.security.synced_limits import SyncedLimiter
 from runtime.idempotency import IdempotencyStore
+from runtime.valkey_cluster import ClusterMux, ClusterTracker
 from runtime.valkey_mux import Tracker, ValkeyMux
 from runtime.valkey_retry import command_retries
 
@@ -49,25 +50,42 @@ class Resources:
     def __init__(self, config: Config) -> None:
         self.config = config
         r = config.redis
-        # valkey-py for what is off the request path (the revocation feed: pub/sub, SCAN; health).
-        # A blocking pool: past pool_size, a request waits (up to the timeout) for a free
-        # connection instead of failing at once with "Too many connections".
-        self.valkey = valkey_asyncio.Valkey(
-            connection_pool=valkey_asyncio.BlockingConnectionPool(
-                host=r.host,
-                port=r.port,
-                db=r.db,
-                password=r.password or None,
-                socket_timeout=r.timeout,
-                socket_connect_timeout=r.timeout,
-                max_connections=r.pool_size,
-                timeout=r.timeout,
-                **command_retries(r.max_retries, r.timeout),
+        # valkey-py for what is off the request path (pub/sub feeds, SCAN; health), and the
+        # request path's multiplexed client (rate limits, cache, revocation checks and logout):
+        # one shared, pipelined connection; half valkey-py's CPU per call, and most of what is
+        # left is the kernel's round trip. In cluster mode both follow the cluster's slot map
+        # (runtime.valkey_cluster; the feeds subscribe on any node: runtime.valkey_feed).
+        self.valkey: Any
+        self.valkey_mux: ValkeyMux
+        if r.mode == "cluster":
+            from valkey.asyncio.cluster import ClusterNode, ValkeyCluster
+
+            from runtime.valkey_cluster import parse_address
+
+            seeds = [(r.host, r.port)] + [parse_address(a) for a in r.cluster_nodes]
+            self.valkey = ValkeyCluster(startup_nodes=[ClusterNode(h, p) for h, p in seeds],
+                                        password=r.password or None, socket_timeout=r.timeout,
+                                        socket_connect_timeout=r.timeout, max_connections=r.pool_size)
+            self.valkey_mux = ClusterMux.from_config(r)
+            valkey_check = self.valkey_mux.health_check
+        else:
+            # A blocking pool: past pool_size, a request waits (up to the timeout) for a free
+            # connection instead of failing at once with "Too many connections".
+            self.valkey = valkey_asyncio.Valkey(
+                connection_pool=valkey_asyncio.BlockingConnectionPool(
+                    host=r.host,
+                    port=r.port,
+                    db=r.db,
+                    password=r.password or None,
+                    socket_timeout=r.timeout,
+                    socket_connect_timeout=r.timeout,
+                    max_connections=r.pool_size,
+                    timeout=r.timeout,
+                    **command_retries(r.max_retries, r.timeout),
+                )
             )
-        )
-        # The request path (rate limits, cache, revocation checks and logout): one shared, pipelined connection; half valkey-py's
-        # CPU per call, and most of what is left is the kernel's round trip.
-        self.valkey_mux = ValkeyMux.from_config(r)
+            self.valkey_mux = ValkeyMux.from_config(r)
+            valkey_check = self.valkey.ping
         domains = declared()
         self.backends = Backends(dict(config.grpc.services), {n: d.stub for n, d in domains.items()},
                                  CallPolicy.from_config(config.grpc), config.grpc.tls)
@@ -78,7 +96,7 @@ class Resources:
         # Dependencies without which /ready answers 503 (the domains that say so).
         self.required = frozenset(n for n, d in domains.items() if d.required)
         checks = {name: grpc_health_check(c.channel) for name, c in self.backends.clients.items()}
-        self.health = HealthMonitor({**checks, "valkey": self.valkey.ping}, config.grpc.health_interval)
+        self.health = HealthMonitor({**checks, "valkey": valkey_check}, config.grpc.health_interval)
         self.health.after_round = self._export_health
         j = config.jwt
         self.jwks = JwksCache(
@@ -100,14 +118,17 @@ class Resources:
         self.revocations = RevocationList(self.valkey, self.valkey_mux, r.key_prefix, leeway=j.leeway,
                                           unavailable=config.security.revocation_unavailable)
         self.policy = Policy(config.rbac.roles)
-        self.cache = self.tracker = None
+        self.cache = None
+        self.tracker: Tracker | ClusterTracker | None = None
         if config.cache.enabled:
             c = config.cache
             near = NearCache(r.key_prefix + "cachever:", c.near_max_entries, c.near_max_bytes) if c.near else None
             self.cache = Cache(self.valkey_mux, r.key_prefix, c.policies, near=near)
             self.cache.stats = metrics.MirroredCounter(metrics.CACHE_REQUESTS)  # "<policy>:hit|miss|bypass"
             if near is not None:  # Valkey pushes every change of a version key to every worker
-                self.tracker = Tracker(self.valkey_mux, [self.cache.version_prefix], near.invalidated, near.tracking)
+                self.tracker = (ClusterTracker(self.valkey_mux, [self.cache.version_prefix], near.invalidated, near.tracking)
+                                if isinstance(self.valkey_mux, ClusterMux) else
+                                Tracker(self.valkey_mux, [self.cache.version_prefix], near.invalidated, near.tracking))
         self.limiter = (RateLimiter(self.valkey_mux, synced=SyncedLimiter(self.valkey_mux, config.rate_limits.sync_interval))
                         if config.rate_limits.enabled else None)
         failures = config.security.login_failures

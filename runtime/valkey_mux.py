@@ -32,6 +32,8 @@ connection (or a few, `redis.connections`) per worker, shared by every request o
   under those prefixes that anyone changes; the near cache (runtime.near_cache) drops what it
   holds of them. Push frames (`>`) go to a callback, never to a caller's future.
 Pub/sub, SCAN and the health check stay on valkey-py: they are off the request path.
+A Valkey Cluster (`redis.mode: cluster`): runtime.valkey_cluster.ClusterMux, this client
+with a slot map in front and one ValkeyMux per node.
 """
 
 from __future__ import annotations
@@ -335,14 +337,25 @@ class ValkeyMux:
         """False while the breaker is not closed: calls fail fast, callers use their fallbacks."""
         return self.breaker.state == CLOSED
 
+    @property
+    def breaker_state(self) -> str:
+        return self.breaker.state
+
+    def by_slot(self, keys: Sequence[Any]) -> list[list[int]] | None:
+        """Indexes of `keys` grouped by cluster slot, or None when one call may hold them all
+        (always, on one server). A script's keys must share a slot in a cluster."""
+        return None
+
     # ------------------------------------------------------------------ commands
 
     def execute(self, *args: Any) -> Awaitable[Any]:
         return self._call(pack(args))
 
-    async def execute_many(self, commands: Iterable[Sequence[Any]]) -> list[Any]:
+    def execute_many(self, commands: Iterable[Sequence[Any]]) -> Awaitable[list[Any]]:
         """Several commands in one write (not a transaction); raises the first error reply."""
-        payloads = [pack(c) for c in commands]
+        return self._call_many([pack(c) for c in commands])
+
+    async def _call_many(self, payloads: list[bytes]) -> list[Any]:
         self._admit()
         try:
             return await (await self._connection()).call_many(payloads)

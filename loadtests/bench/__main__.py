@@ -7,6 +7,7 @@ hits both sides of every ratio; the table shows medians over rounds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import signal
@@ -18,7 +19,7 @@ import orjson
 
 from loadtests.bench import wrk
 from loadtests.bench.mix import print_mix, run_mix
-from loadtests.bench.servers import GATEWAY_ENV, Client, Processes, start_servers
+from loadtests.bench.servers import GATEWAY_ENV, Client, Processes, group_cpu_seconds, start_servers
 from loadtests.bench.targets import BASELINE, TARGETS, Target
 
 
@@ -51,8 +52,9 @@ def log(message: str) -> None:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, servers: dict[str, str]) -> None:
+    def __init__(self, args: argparse.Namespace, servers: dict[str, str], groups: dict[str, int] | None = None) -> None:
         self.args = args
+        self.groups = groups or {}  # server name -> its process group, for CPU per request
         self.clients = {name: Client(base) for name, base in servers.items()}
         self.paths: dict[str, str] = {}
 
@@ -69,11 +71,17 @@ class Bench:
 
     def measure(self, target: Target, duration: float) -> wrk.Run:
         token = self._token(target)
-        return wrk.run(
+        group = self.groups.get(target.server)
+        cpu = group_cpu_seconds(group) if group is not None else 0.0
+        run = wrk.run(
             self.clients[target.server].base + self.paths[target.name],
             duration=duration, connections=self.args.connections, threads=self.args.threads,
             method=target.method, body=target.body, authorization=f"Bearer {token}" if token else None,
         )
+        if group is not None and run.requests:
+            # The server's own CPU per answer: steady on a shared machine, where req/s is not.
+            run = dataclasses.replace(run, cpu_us=(group_cpu_seconds(group) - cpu) / run.requests * 1e6)
+        return run
 
     def _token(self, target: Target) -> str | None:
         return self.clients["gateway"].token() if target.auth else None
@@ -89,6 +97,7 @@ class Bench:
                 self.measure(target, args.warmup)
         runs: dict[str, list[wrk.Run]] = {t.name: [] for t in everything}
         ratios: dict[str, list[float]] = {t.name: [] for t in targets}
+        cpu_ratios: dict[str, list[float]] = {t.name: [] for t in targets}
         for round_ in range(1, args.rounds + 1):
             for target in targets:
                 base, run = self.measure(BASELINE, args.duration), self.measure(target, args.duration)
@@ -96,12 +105,15 @@ class Bench:
                 runs[target.name].append(run)
                 # Each target run is compared with the baseline run just before it.
                 ratios[target.name].append(run.rps / base.rps if base.rps else 0.0)
-                log(f"round {round_}/{args.rounds}  {BASELINE.name} {base.rps:9,.0f} req/s   "
-                    f"{target.name} {run.rps:9,.0f} req/s   ratio {ratios[target.name][-1]:.2f}")
-        return {t.name: summarize(t, self.paths[t.name], runs[t.name], ratios.get(t.name, [1.0])) for t in everything}
+                cpu_ratios[target.name].append(base.cpu_us / run.cpu_us if run.cpu_us else 0.0)
+                log(f"round {round_}/{args.rounds}  {BASELINE.name} {base.rps:9,.0f} req/s {base.cpu_us:6.1f} µs CPU   "
+                    f"{target.name} {run.rps:9,.0f} req/s {run.cpu_us:6.1f} µs CPU   ratio {ratios[target.name][-1]:.2f}"
+                    f"   CPU ratio {cpu_ratios[target.name][-1]:.2f}")
+        return {t.name: summarize(t, self.paths[t.name], runs[t.name], ratios.get(t.name, [1.0]),
+                                  cpu_ratios.get(t.name, [1.0])) for t in everything}
 
 
-def summarize(target: Target, path: str, runs: list[wrk.Run], ratios: list[float]) -> dict:
+def summarize(target: Target, path: str, runs: list[wrk.Run], ratios: list[float], cpu_ratios: list[float]) -> dict:
     med = lambda values: statistics.median(values)  # noqa: E731
     return {
         "server": target.server, "method": target.method, "path": path, "note": target.note,
@@ -112,6 +124,10 @@ def summarize(target: Target, path: str, runs: list[wrk.Run], ratios: list[float
         "non_2xx": sum(r.non_2xx for r in runs),
         "errors": sum(r.errors for r in runs),
         "ratio": med(ratios),
+        # The server's CPU µs per request (all its processes), and the baseline's over this
+        # target's: the throughput ratio the server would reach with a core to itself.
+        "cpu_us": med([r.cpu_us for r in runs]),
+        "cpu_ratio": med(cpu_ratios),
         "runs": [r.as_dict() for r in runs],
     }
 
@@ -120,10 +136,11 @@ def print_table(results: dict, args: argparse.Namespace) -> None:
     env = " ".join(f"{k}={v}" for k, v in GATEWAY_ENV.items())
     print(f"\nGranian {args.workers} worker(s), wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, "
           f"{args.rounds} round(s), medians; gateway run with {env}; {os.cpu_count()} CPUs")
-    header = ("target", "path", "req/s", "p50 ms", "p99 ms", "non-2xx", "errors", f"vs {BASELINE.name}")
+    header = ("target", "path", "req/s", "p50 ms", "p99 ms", "non-2xx", "errors", f"vs {BASELINE.name}",
+              "CPU µs/req", f"CPU vs {BASELINE.name}")
     rows = [header] + [
         (name, r["path"], f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
-         str(r["non_2xx"]), str(r["errors"]), f"{r['ratio']:.2f}")
+         str(r["non_2xx"]), str(r["errors"]), f"{r['ratio']:.2f}", f"{r['cpu_us']:.1f}", f"{r['cpu_ratio']:.2f}")
         for name, r in results.items()
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -145,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Processes() as processes:
             log(f"starting backends, the gateway and the baseline on Granian ({args.workers} worker(s))")
-            bench = Bench(args, start_servers(processes, args.workers, {t.server for t in targets}))
+            servers = start_servers(processes, args.workers, {t.server for t in targets})
+            groups = {name: processes.pid(name) for name in ("gateway", "hello")}
+            bench = Bench(args, servers, groups)
             results = bench.run(targets)
             mix = None
             if args.mix_requests > 0:

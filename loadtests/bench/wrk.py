@@ -22,6 +22,7 @@ class Run:
     requests: int
     non_2xx: int
     errors: int  # connect/read/write errors and timeouts: requests that got no answer at all
+    cpu_us: float = 0.0  # the server's CPU per request, when the bench could read it (Bench.measure)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING
 from valkey.asyncio import Valkey
 from valkey.exceptions import ValkeyError
 
-from runtime.valkey_feed import feed_client
+from runtime.valkey_feed import follow
 from runtime.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -199,28 +199,11 @@ class RevocationList:
 
     async def _follow(self) -> None:
         """Subscribe, reload, apply messages; on any failure resubscribe with backoff."""
-        feed = feed_client(self.valkey)
-        backoff = 0.1
-        try:
-            while True:
-                pubsub = feed.pubsub()
-                try:
-                    await pubsub.subscribe(self.channel)
-                    await self._listen(pubsub)
-                except Exception as exc:  # connection, timeout, protocol: start over
-                    if self._subscribed:
-                        log.warning("revocation feed lost: checking valkey per request",
-                                    extra={"error": str(exc)[:200]})
-                    backoff = 0.1 if self._subscribed else min(backoff * 2, 2.0)
-                finally:
-                    self._subscribed = False
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
-                await asyncio.sleep(backoff)
-        finally:
-            with contextlib.suppress(Exception):
-                await feed.aclose()
-                await feed.connection_pool.aclose()
+        await follow(self.valkey, self.channel, self._listen, live=lambda: self._subscribed,
+                      lost=self._lost, what="revocation feed (checking valkey per request meanwhile)")
+
+    def _lost(self) -> None:
+        self._subscribed = False
 
     async def _listen(self, pubsub) -> None:
         loop = asyncio.get_running_loop()
@@ -270,7 +253,8 @@ class RevocationList:
 
     async def _load(self, keys: list[bytes]) -> None:
         now = self._clock()
-        for key, value in zip(keys, await self.valkey.mget(keys)):
+        mget = getattr(self.valkey, "mget_nonatomic", self.valkey.mget)  # a cluster: keys of many slots
+        for key, value in zip(keys, await mget(keys)):
             if value is None:
                 continue  # expired between SCAN and MGET
             try:

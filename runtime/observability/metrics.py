@@ -73,8 +73,10 @@ from prometheus_client import (  # noqa: E402  (after the directory is chosen)
     values,
 )
 
+from runtime.observability.mmap_values import MmapValue, reopen_after_fork  # noqa: E402
+
 if MULTIPROCESS_DIR:
-    values.ValueClass = values.MultiProcessValue()  # even if prometheus_client was imported first
+    values.ValueClass = MmapValue  # even if prometheus_client was imported first
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -153,6 +155,7 @@ def worker_started() -> None:
             pid = path.rsplit("_", 1)[-1][:-3]
             if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
                 multiprocess.mark_process_dead(int(pid), MULTIPROCESS_DIR)
+        reopen_after_fork()  # a worker not made by os.fork: files of its own
     WORKERS.inc()
 
 
@@ -172,20 +175,36 @@ def render() -> bytes:
 
 
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
-_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+# (route, method, status) -> the values one answered request updates: its counter's, and its
+# latency histogram's sum, buckets and bounds. Held directly, not through the label children's
+# inc() and observe(): those check on every call what is fixed here (~1 µs a request).
+_request_children: dict[tuple[str, str, int], tuple[Any, Any, list, tuple]] = {}
+_IN_FLIGHT = HTTP_IN_FLIGHT._value
+
+
+def request_started() -> None:
+    _IN_FLIGHT.inc(1)
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    """One answered request (runtime.middleware); label children are looked up once per combination."""
+    """One answered request (runtime.middleware): out of the in-flight gauge, counted, timed."""
+    _IN_FLIGHT.inc(-1)
     if method not in _METHODS:
         method = "OTHER"  # a client picks the method: keep the label set bounded
     key = (route, method, status)
     children = _request_children.get(key)
     if children is None:
-        children = _request_children[key] = (HTTP_REQUESTS.labels(route, method, str(status)),
-                                              HTTP_DURATION.labels(route, method))
-    children[0].inc()
-    children[1].observe(seconds)
+        histogram = HTTP_DURATION.labels(route, method)
+        children = _request_children[key] = (
+            HTTP_REQUESTS.labels(route, method, str(status))._value,
+            histogram._sum, histogram._buckets, tuple(histogram._upper_bounds))
+    count, total, buckets, bounds = children
+    count.inc(1)
+    total.inc(seconds)
+    for i, bound in enumerate(bounds):  # the last bound is +Inf: always found
+        if seconds <= bound:
+            buckets[i].inc(1)
+            break
 
 
 class MirroredCounter(collections.Counter):
@@ -196,12 +215,16 @@ class MirroredCounter(collections.Counter):
     def __init__(self, metric: Counter) -> None:
         super().__init__()
         self._metric = metric
+        self._children: dict[str, Any] = {}  # key -> its label child's value (labels() costs ~1 µs)
 
     def __setitem__(self, key: str, value: int) -> None:
         delta = value - self.get(key, 0)
         super().__setitem__(key, value)
         if delta > 0:
-            self._metric.labels(*key.split(":")).inc(delta)
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self._metric.labels(*key.split(":"))._value
+            child.inc(delta)
 
 
 def counted(fetch: Callable[..., Any], metric: Counter) -> Callable[..., Any]:

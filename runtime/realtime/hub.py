@@ -25,7 +25,6 @@ Subscribers implement `push(message)`; it must not block (queue and return).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from datetime import datetime, UTC
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import orjson
 from valkey.asyncio import Valkey
 
-from runtime.valkey_feed import feed_client
+from runtime.valkey_feed import follow
 from runtime.realtime import channels
 from runtime.realtime.message import MESSAGE_ID, Message, order
 
@@ -172,9 +171,11 @@ class Hub:
         self.settings = settings
         self.policy = policy
         self.fanout = prefix + "rt"
-        self._log_prefix = prefix + "rt:log:"
-        self._seq_key = prefix + "rt:seq"
-        self._clock_key = prefix + "rt:clock"
+        # One hash tag: the publish script touches a channel's log and the shared sequence and
+        # clock together, so in a cluster they must share a slot (message ids stay one order).
+        self._log_prefix = prefix + "{rt}:log:"
+        self._seq_key = prefix + "{rt}:seq"
+        self._clock_key = prefix + "{rt}:clock"
         self._script = (commands or valkey).register_script(_PUBLISH)
         self._routes: dict[str, set[Subscriber]] = {}
         self._last_id: str | None = None  # the newest message this worker has seen
@@ -327,27 +328,8 @@ class Hub:
 
     async def _follow(self) -> None:
         """Hold the worker's one subscription; on loss, resubscribe and read what was missed."""
-        feed = feed_client(self.valkey)
-        backoff = 0.1
-        try:
-            while True:
-                pubsub = feed.pubsub()
-                try:
-                    await pubsub.subscribe(self.fanout)
-                    await self._listen(pubsub)
-                except Exception as exc:  # connection, timeout, protocol: start over
-                    if self.ready.is_set():
-                        log.warning("realtime feed lost; resubscribing", extra={"error": str(exc)[:200]})
-                    backoff = 0.1 if self.ready.is_set() else min(backoff * 2, 2.0)
-                finally:
-                    self.ready.clear()
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
-                await asyncio.sleep(backoff)
-        finally:
-            with contextlib.suppress(Exception):
-                await feed.aclose()
-                await feed.connection_pool.aclose()
+        await follow(self.valkey, self.fanout, self._listen, live=self.ready.is_set, lost=self.ready.clear,
+                      what="realtime feed")
 
     async def _listen(self, pubsub: Any) -> None:
         loop = asyncio.get_running_loop()

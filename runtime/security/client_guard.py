@@ -130,8 +130,10 @@ def _replay(first: dict, receive: Receive) -> Receive:
 
 
 class ClientGuard:
-    def __init__(self, app: Any, config: Any) -> None:
+    def __init__(self, app: Any, config: Any, http_app: Any = None) -> None:
         self.app = app
+        # Plain HTTP requests may skip a dispatching layer `app` would only pass them through.
+        self.http_app = http_app if http_app is not None else app
         self.max_in_flight = config.limits.max_in_flight_per_address
         self.read_timeout = config.server.read_timeout
         self.client_ip = ClientIp(config.server.trusted_proxies)
@@ -171,7 +173,7 @@ class ClientGuard:
             if version != "2" and not _declares_body(headers):
                 # HTTP/1 without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3):
                 # nothing to wait for, so no deadline to keep.
-                return await self.app(scope, receive, send)
+                return await self.http_app(scope, receive, send)
             reader = self.deadlines.reader(receive, asyncio.get_running_loop().time() + self.read_timeout)
             # Falcon awaits the first body event before anything else, outside its error
             # handling: take it here, so a late or broken first chunk still gets the envelope.
@@ -179,7 +181,7 @@ class ClientGuard:
                 first = await reader()
             except ApiError as error:
                 return await self._refuse(scope, send, error, started)
-            await self.app(scope, _replay(first, reader), send)
+            await self.http_app(scope, _replay(first, reader), send)
         finally:
             count = self.in_flight[address] - 1
             if count:

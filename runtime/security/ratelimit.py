@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 from valkey.exceptions import ValkeyError
 
@@ -160,9 +160,17 @@ class RateLimiter:
     def __init__(self, valkey: ValkeyMux, local: LocalLimiter | None = None,
                  synced: "SyncedLimiter | None" = None) -> None:
         self.script = valkey.register_script(SCRIPT)
+        self.by_slot = getattr(valkey, "by_slot", None)  # a cluster: one script call per slot
         self.local = local or LocalLimiter()
         self.synced = synced
         self.shared = True  # False while the last attempt to reach Valkey failed (counting locally)
+
+    def check_local(self, rules: Sequence[tuple[Policy, str]]) -> Decision | None:
+        """`check(rules)` when it needs no round trip (one synced rule within its allowance),
+        without a coroutine; else None."""
+        if self.synced is not None and len(rules) == 1 and rules[0][0].allowance:
+            return self.synced.check_local(*rules[0])
+        return None
 
     async def check(self, rules: Sequence[tuple[Policy, str]], commit: bool = True) -> Decision:
         """Admit (and count, unless `commit` is False: only look) one request against every rule."""
@@ -184,7 +192,9 @@ class RateLimiter:
         args.append(1 if commit else 0)
         try:
             with tracing.span("valkey EVALSHA rate_limit", tracing.SpanKind.CLIENT, _SPAN_ATTRIBUTES):
-                answer = await self.script(keys=[key for _, key in rules], args=args)
+                keys = [key for _, key in rules]
+                groups = self.by_slot(keys) if self.by_slot is not None and len(keys) > 1 else None
+                answer = await (self.script(keys=keys, args=args) if groups is None else self._per_slot(keys, args, groups))
         except (ValkeyError, OSError, asyncio.TimeoutError) as exc:
             if self.shared:
                 log.warning("rate limits counted per worker: valkey unavailable", extra={"error": str(exc)[:200]})
@@ -194,6 +204,21 @@ class RateLimiter:
             log.warning("rate limits shared again: valkey is back")
             self.shared = True
         return _decision(rules, answer)
+
+    async def _per_slot(self, keys: list[str], args: list, groups: list[list[int]]) -> list[int]:
+        """A check whose keys lie on several cluster slots: one script call per slot, all in
+        the same loop iteration (one write per node), answers merged as one call's. Not atomic
+        across slots: when one slot refuses, the others have still counted the request (a
+        refused request may spend another policy's budget: never more admitted than allowed)."""
+        answers = await asyncio.gather(*(self.script(keys=[keys[i] for i in group],
+                                                     args=[a for i in group for a in args[2 * i:2 * i + 2]] + [args[-1]])
+                                         for group in groups))
+        merged = [1] + [0] * (3 * len(keys))
+        for group, answer in zip(groups, answers):
+            merged[0] &= int(answer[0])
+            for j, i in enumerate(group):
+                merged[1 + 3 * i:4 + 3 * i] = answer[1 + 3 * j:4 + 3 * j]
+        return merged
 
 
 def _decision(rules: Sequence[tuple[Policy, str]], answer: list[int]) -> Decision:
@@ -215,3 +240,17 @@ def headers(decision: Decision) -> dict[str, str]:
     if not decision.allowed:
         out["Retry-After"] = str(max(1, math.ceil(max(x.retry_after for x in decision.outcomes))))
     return out
+
+
+def set_headers(resp: Any, decision: Decision) -> None:
+    """The RateLimit-* headers of an admitted request on a Falcon response: `headers()` written
+    straight into Falcon's header dict (lower-case names, as Falcon keeps them). Anything
+    else with `set_headers` (GraphQL's collected headers) gets `headers()`."""
+    answer = getattr(resp, "_headers", None)
+    if answer is None:
+        resp.set_headers(headers(decision))
+        return
+    o = decision.tightest
+    answer["ratelimit-limit"] = str(o.policy.limit)
+    answer["ratelimit-remaining"] = str(o.remaining)
+    answer["ratelimit-reset"] = str(math.ceil(o.reset))

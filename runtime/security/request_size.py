@@ -10,6 +10,7 @@ filters, is well under 2 KiB).
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 from runtime.errors import HeadersTooLarge, UriTooLong
@@ -23,8 +24,7 @@ def check_request_size(scope: dict[str, Any]) -> None:
     path = scope.get("raw_path") or scope.get("path", "").encode()
     if len(path) + len(scope.get("query_string") or b"") > MAX_URI_BYTES:
         raise UriTooLong(f"The request URI is longer than {MAX_URI_BYTES} bytes")
-    size = 0
-    for name, value in scope.get("headers") or ():
-        size += len(name) + len(value) + 4  # "name: value\r\n", as on the wire
-    if size > MAX_HEADER_BYTES:
+    headers = scope.get("headers") or ()
+    # "name: value\r\n" per field, as on the wire; one C-level pass, not a loop in Python.
+    if sum(map(len, chain.from_iterable(headers))) + 4 * len(headers) > MAX_HEADER_BYTES:
         raise HeadersTooLarge(f"The request's header fields are larger than {MAX_HEADER_BYTES} bytes in all")

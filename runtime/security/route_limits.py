@@ -23,7 +23,7 @@ import falcon.asgi
 from runtime.endpoint import RegistryError, Route
 from runtime.errors import RateLimited
 from runtime.observability import metrics
-from runtime.security.ratelimit import Policy, headers
+from runtime.security.ratelimit import Decision, Policy, headers, set_headers
 from runtime.security.synced_limits import allowance
 
 if TYPE_CHECKING:
@@ -77,6 +77,9 @@ class RouteLimits:
         # Assigned together, after every check: a refused reload leaves the old policies whole.
         self.user, self.anonymous, self.service = user, anonymous, service
         self.before, self.after, self.needs_body = before, after, bool(after)
+        # What `enforce` checks for each kind of caller: its default policy, then the named ones.
+        self.user_first, self.anonymous_first, self.service_first = (
+            (default, *(p for p in before if p.name != default.name)) for default in (user, anonymous, service))
 
     def check(self, config: Any) -> None:
         """Raise RegistryError if `config` (the whole configuration) cannot serve this route."""
@@ -115,19 +118,38 @@ class RouteLimits:
     async def _check(self, resp: falcon.asgi.Response, ctx: "Context", policies: tuple[Policy, ...]) -> None:
         limiter = ctx.resources.limiter
         assert limiter is not None  # for_route() builds no RouteLimits while rate limits are off
-        decision = await limiter.check([self._rule(p, ctx) for p in policies])
-        answer = headers(decision)
+        rules = [self._rule(p, ctx) for p in policies]
+        self._conclude(resp, policies, limiter.check_local(rules) or await limiter.check(rules))
+
+    def _conclude(self, resp: falcon.asgi.Response, policies: tuple[Policy, ...], decision: Decision) -> None:
         if not decision.allowed:
             refused = next((o.policy.name for o in decision.outcomes if not o.allowed), policies[0].name)
             metrics.RATE_LIMITED.labels(refused).inc()
-            raise RateLimited(headers=answer)
-        resp.set_headers(answer)
+            raise RateLimited(headers=headers(decision))
+        set_headers(resp, decision)
+
+    def _default(self, ctx: "Context") -> tuple[Policy, ...]:
+        """The default policy (user, service or anonymous) and the named ones that need no body."""
+        principal = ctx.principal
+        return self.anonymous_first if principal is None else self.service_first if principal.is_service \
+            else self.user_first
+
+    def enforce_local(self, resp: falcon.asgi.Response, ctx: "Context") -> bool:
+        """`enforce` when this worker can decide alone (runtime.security.synced_limits), without
+        a coroutine: True once decided (admitted, or RateLimited raised); False: await `enforce`."""
+        policies = self._default(ctx)
+        limiter = ctx.resources.limiter
+        if len(policies) != 1 or limiter is None:
+            return False
+        decision = limiter.check_local((self._rule(policies[0], ctx),))
+        if decision is None:
+            return False
+        self._conclude(resp, policies, decision)
+        return True
 
     async def enforce(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
         """The default policy (user, service or anonymous) and the named ones that need no body."""
-        principal = ctx.principal
-        default = self.anonymous if principal is None else self.service if principal.is_service else self.user
-        await self._check(resp, ctx, (default, *(p for p in self.before if p.name != default.name)))
+        await self._check(resp, ctx, self._default(ctx))
 
     async def enforce_body(self, resp: falcon.asgi.Response, ctx: "Context") -> None:
         """The named policies keyed on the validated body (login's email, register's domain)."""

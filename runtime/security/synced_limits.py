@@ -22,12 +22,14 @@ on counting locally, as the exact limiter's fallback does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Sequence
 
 from valkey.exceptions import ValkeyError
 
+from runtime.observability import tracing
 from runtime.security.ratelimit import Decision, Outcome, Policy, gcra
 
 if TYPE_CHECKING:
@@ -55,6 +57,8 @@ end
 return out
 """
 BATCH = 500  # keys per PUSH call
+_SPAN_ATTRIBUTES = {"db.system": "valkey", "db.operation": "EVALSHA"}
+_NO_SPAN = contextlib.nullcontext()
 
 SHARE_OF_LIMIT = 0.10  # the fleet's overshoot may be at most this share of a policy's limit
 MIN_ALLOWANCE = 2  # below this a synced policy would sync on every request: exact instead
@@ -83,12 +87,29 @@ class SyncedLimiter:
 
     def __init__(self, valkey: "ValkeyMux", interval: float, clock=time.monotonic) -> None:
         self.push = valkey.register_script(PUSH)
+        self.by_slot = getattr(valkey, "by_slot", None)  # a cluster: one PUSH per slot
         self.interval = interval
         self.clock = clock
         self.keys: dict[str, _Key] = {}
         self.shared = True  # False while the last sync failed (counting locally)
         self._loop_task: asyncio.Task | None = None
         self.syncs = 0  # round trips made (for tests and the bench)
+
+    def check_local(self, policy: Policy, key: str) -> Decision | None:
+        """The usual case, without a coroutine: one rule whose key this worker has synced and
+        whose allowance is not spent, admitted (and counted) from local state; None when a
+        round trip is due (then `check`)."""
+        state = self.keys.get(key)
+        if state is None or self._loop_task is None or (
+                self.shared and (state.fresh or state.pending >= policy.allowance)):
+            return None
+        state.policy = policy
+        state.touched = True
+        allowed, tat, remaining, reset, retry_after = gcra(state.tat, self.clock(), policy.interval, policy.window)
+        if allowed:
+            state.tat = tat
+            state.pending += 1
+        return Decision(allowed, (Outcome(policy, allowed, remaining, reset, retry_after),))
 
     async def check(self, rules: Sequence[tuple[Policy, str]], commit: bool = True) -> Decision:
         """Admit (and count, unless `commit` is False) against every rule, from local state."""
@@ -124,22 +145,26 @@ class SyncedLimiter:
 
     def _sync(self, key: str, state: _Key) -> asyncio.Future:
         """Push this key's pending count and take the shared arrival time (one at a time per key)."""
-        sync = state.sync if state.sync is not None else self._start([(key, state)])
+        sync = state.sync if state.sync is not None else self._start([(key, state)], traced=True)
         return asyncio.shield(sync)
 
-    def _start(self, batch: list[tuple[str, _Key]]) -> asyncio.Future:
-        future = asyncio.ensure_future(self._push(batch))
+    def _start(self, batch: list[tuple[str, _Key]], traced: bool = False) -> asyncio.Future:
+        """`traced`: a request waits for it, so it is a span of that request's trace (the
+        background rounds are not: they would start a trace of their own every interval)."""
+        future = asyncio.ensure_future(self._push(batch, traced))
         for _, state in batch:
             state.sync = future
         return future
 
-    async def _push(self, batch: list[tuple[str, _Key]]) -> None:
+    async def _push(self, batch: list[tuple[str, _Key]], traced: bool = False) -> None:
         sent = [(state.pending, state.policy) for _, state in batch]
         for _, state in batch:
             state.fresh = False
         args = [a for pending, policy in sent for a in (*policy.script_args, pending)]
         try:
-            ahead = await self.push(keys=[key for key, _ in batch], args=args)
+            with tracing.span("valkey EVALSHA rate_limit sync", tracing.SpanKind.CLIENT, _SPAN_ATTRIBUTES) \
+                    if traced else _NO_SPAN:
+                ahead = await self.push(keys=[key for key, _ in batch], args=args)
         except (ValkeyError, OSError, asyncio.TimeoutError) as exc:
             if self.shared:
                 log.warning("rate limits counted per worker: valkey unavailable", extra={"error": str(exc)[:200]})
@@ -182,7 +207,9 @@ class SyncedLimiter:
                 del self.keys[key]
             state.touched = False
         if due:
-            runs = [self._start(due[i:i + BATCH]) for i in range(0, len(due), BATCH)]
+            groups = self.by_slot([key for key, _ in due]) if self.by_slot is not None else None
+            parts = [due] if groups is None else [[due[i] for i in group] for group in groups]
+            runs = [self._start(part[i:i + BATCH]) for part in parts for i in range(0, len(part), BATCH)]
             await asyncio.gather(*runs, return_exceptions=True)
 
     async def aclose(self) -> None:

@@ -82,7 +82,10 @@ def test_a_cached_read_served_near_makes_no_valkey_round_trip(stack, writes, val
     # No background sync during the test: only what the request itself sends is counted.
     first, second, written = run(stack, check, ERP_RATE_LIMITS_SYNC_INTERVAL="1h")
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
-    assert int(second.headers["RateLimit-Remaining"]) == int(second.headers["RateLimit-Limit"]) - 2
+    # Both were counted locally. GCRA refills one request per window/limit (60 µs at the test's
+    # limit), so the second may find the first's unit back: remaining is limit-1 or limit-2.
+    limit = int(second.headers["RateLimit-Limit"])
+    assert limit - 2 <= int(second.headers["RateLimit-Remaining"]) <= int(first.headers["RateLimit-Remaining"]) == limit - 1
     assert written == 0  # the synced rate limit and the near cache: nothing leaves the worker
 
 

@@ -1,7 +1,7 @@
 """The image's entry command, run here exactly as the container would run it: the final
-stage's ENV, ENTRYPOINT + CMD and HEALTHCHECK read from infra/Dockerfile. No container
-engine runs on this machine (the Docker client is installed, no daemon; no registry is
-reachable for a base image), so this checks the command and its settings, not the image."""
+stage's ENV, ENTRYPOINT + CMD and HEALTHCHECK read from infra/Dockerfile, on this venv: a fast
+check of the command and its settings. tests/e2e/test_container_image.py builds the image with
+podman and runs the same command inside it."""
 
 from __future__ import annotations
 

@@ -90,11 +90,12 @@ def test_a_callers_trace_is_continued_through_valkey_and_grpc(stack, exporter):
     assert backend.kind == SpanKind.CLIENT and backend.attributes["rpc.system"] == "grpc"
     cache = by_name["cache crm_customers"]
     assert cache.parent.span_id == request.context.span_id
-    # request -> cache read -> {rate-limit check (sent with the read), backend call on the miss}
-    limit = by_name["valkey EVALSHA rate_limit"]
+    # request -> {rate-limit sync (the user's first request in this worker; later ones are
+    # counted locally), cache read -> backend call on the miss}
+    limit = by_name["valkey EVALSHA rate_limit sync"]
     assert limit.attributes["db.system"] == "valkey"
     assert backend.parent.span_id == cache.context.span_id
-    assert limit.parent.span_id == cache.context.span_id
+    assert limit.parent.span_id == request.context.span_id
     assert len(spans) == 4
     assert all(s.context.trace_id == request.context.trace_id for s in (backend, cache, limit))
 

@@ -92,3 +92,14 @@ def test_compose_runs_two_gateways_behind_nginx_with_every_peer():
     for name in ("gateway-1", "gateway-2"):
         assert f"server {name}:8080" in nginx_conf
         assert services[name]["healthcheck"]["test"][-1] == "runtime.probe"
+
+
+def test_compose_names_its_third_party_images_fully_and_lets_them_be_replaced():
+    # podman resolves no short names ("did not resolve to an alias and no unqualified-search
+    # registries are defined"): a registry host in every default; infra/standins replaces them.
+    services = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"]
+    for name, variable in (("valkey", "VALKEY_IMAGE"), ("kafka", "KAFKA_IMAGE"), ("nginx", "NGINX_IMAGE")):
+        image = services[name]["image"]
+        assert image.startswith(f"${{{variable}:-") and image.endswith("}"), image
+        default = image[len(variable) + 4:-1]
+        assert "." in default.split("/")[0], f"{name}: {default} is a short name"

@@ -1431,6 +1431,25 @@ export interface components {
             /** @description kafka: the bootstrap brokers */
             brokers?: string;
             checked_ms_ago: number;
+            /** @description valkey with redis.mode cluster: the request path's view of it */
+            cluster?: {
+                /** @description host:port -> its breaker and replicas */
+                primaries: {
+                    [key: string]: {
+                        /** @enum {string} */
+                        breaker?: "closed" | "open" | "half_open";
+                        replicas?: string[];
+                    };
+                };
+                /** @description MOVED, ASK and TRYAGAIN answers followed */
+                redirects: {
+                    [key: string]: number;
+                };
+                /** @description slots the slot map assigns to a primary */
+                slots_covered: number;
+                /** @description cluster_state from CLUSTER INFO (ok, fail) */
+                state: string;
+            };
             /** @description kafka: emitted, produced, spooled, replayed, retried, dead_lettered, dropped, queue_full */
             counters?: {
                 [key: string]: number;
