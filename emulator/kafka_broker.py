@@ -6,6 +6,7 @@ Java 17 with free loopback ports and its data in a temporary directory.
     broker.bootstrap                    # "127.0.0.1:<port>"
     broker.stop(); broker.start()       # same data, same ports
     broker.kill()                       # SIGKILL, by PID
+    broker.pause(); broker.resume()     # SIGSTOP / SIGCONT: a broker that hangs, sockets open
     broker.close()                      # stop and delete the data
 
 `gw serve` does not start one: with `ERP_KAFKA_BROKERS` it publishes to whatever broker that
@@ -38,8 +39,10 @@ def kafka_home() -> Path:
 
 
 # Settings that matter on a small machine (../shared/NOTES.md): the 128 MiB default
-# log-cleaner buffer crashed a 256 MiB heap at restart; short session timeouts bring the
-# broker back ~6 s after a kill -9 instead of ~13 s; one replica everywhere.
+# log-cleaner buffer crashed a 256 MiB heap at restart; one replica everywhere. The broker's
+# session is Kafka's default 9 s, not shorter: with 3 s, a loaded machine starved the
+# controller's queue ("Timed out heartbeat from broker 1") and the single node fenced itself,
+# taking every partition offline for a moment (a kill -9 restart takes a few seconds longer).
 _PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
@@ -62,7 +65,7 @@ min.insync.replicas=1
 default.replication.factor=1
 group.initial.rebalance.delay.ms=0
 log.cleaner.dedupe.buffer.size=16777216
-broker.session.timeout.ms=3000
+broker.session.timeout.ms=9000
 broker.heartbeat.interval.ms=500
 """
 
@@ -131,7 +134,17 @@ class KafkaBroker:
             self.process.wait()
         self.process = None
 
+    def pause(self) -> None:
+        """SIGSTOP, by PID: connections stay open and nothing answers (a hung broker, a long GC)."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
     def close(self) -> None:
+        self.resume()  # a paused JVM would not hear the SIGTERM
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -150,10 +163,15 @@ def wait_closed(port: int, timeout: float = 10) -> None:
 
 
 def _cluster_id() -> str:
-    # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding.
+    # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding. One in 64
+    # starts with "-", which the storage tool's command line reads as an option (the format,
+    # and so the broker's start, failed): Kafka's own Uuid.randomUuid() skips those too.
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster.startswith("-"):
+            return cluster
 
 
 _LOG4J = """\

@@ -381,7 +381,10 @@ def _domain_services() -> dict[str, str]:
     return {d.service: d.address for d in declared().values()}
 
 
-_NOT_BUILT = "not acted on yet"
+# Granian has no response write timeout, and the application cannot make one: an answer is
+# handed to Granian in one piece (2 MiB at most, limits.max_response_bytes), which the kernel's
+# socket buffers take at once, so there is no write left for the application to time.
+_NO_WRITE_TIMEOUT = "no effect: Granian has no response write timeout"
 
 SERVER = Section("server", {
     "host": F(Str(), "0.0.0.0", "Listen address of `python -m runtime.serve` (gw serve: its --host)."),
@@ -389,7 +392,8 @@ SERVER = Section("server", {
     "read_timeout": F(Duration(min=0.001, max=60), "30s",
                       "Time allowed to read a request: its headers (Granian's HTTP/1 header read timeout) "
                       "and its whole body (408)."),
-    "write_timeout": F(Duration(min=0.001), "30s", "Time allowed to write a response.", pending=_NOT_BUILT),
+    "write_timeout": F(Duration(min=0.001), "30s", "Accepted so that the seed's configuration files load; no effect "
+                       "(README: Configuration).", pending=_NO_WRITE_TIMEOUT),
     "shutdown_timeout": F(Duration(min=1, max=1800), "10s",
                           "Grace period for in-flight requests on stop, then workers are killed."),
     "workers": F(Int(1, 64), 1, "Granian worker processes (gw serve: unless --workers)."),
@@ -415,7 +419,8 @@ REDIS = Section("redis", {
     "db": F(Int(min=0), 0, "Database number."),
     "pool_size": F(Int(min=1), 10, "Connection pool size."),
     "connections": F(Int(1, 16), 1, "Multiplexed connections per worker for rate limits and the cache."),
-    "max_retries": F(Int(min=0), 3, "Retries per command.", pending=_NOT_BUILT),
+    "max_retries": F(Int(min=0), 3, "Retries per command after a lost connection or a timeout, backing off, for "
+                     "the revocation feed and health checks (the request path never retries: see breaker_cooldown)."),
     "key_prefix": F(Str(), "erp:gw:", "Prefix of every key the gateway writes."),
     "timeout": F(Duration(min=0.001), "1s", "Per-command timeout."),
     "breaker_cooldown": F(Duration(min=0.001), "1s",
@@ -592,7 +597,7 @@ RATE_LIMITS = Section("rate_limits", {
 ROLE = Section("role", {
     "parents": F(List(), [], "Roles this one inherits every permission from (the roles directly below it)."),
     "permissions": F(List(), [], "Grants, domain.resource:action; * matches any one segment."),
-    "description": F(Str(), "", "What the role is for."),
+    "description": F(Str(), "", "What the role is for (a note for people: shown by `gw config`, read by nothing)."),
 })
 
 RBAC = Section("rbac", {
@@ -615,6 +620,10 @@ CACHE = Section("cache", {
 
 METRICS = Section("metrics", {
     "enabled": F(Bool(), True, "Serve Prometheus metrics at /metrics (summed over every worker)."),
+    "token": F(Str(lambda v: v == "" or len(v) >= 16, "empty, or a token of at least 16 characters"), "",
+               "Bearer token /metrics requires (Authorization: Bearer <token>; else 401); empty: none.", secret=True),
+    "allowed_networks": F(List(Str(_ip_or_cidr, "an IP address or CIDR")), [],
+                          "Client addresses (IPs or CIDRs) /metrics answers (others: 403); empty: any."),
 }, "Prometheus metrics.")
 
 TRACING = Section("tracing", {

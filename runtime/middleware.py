@@ -18,6 +18,7 @@ import falcon.asgi
 
 from runtime.config import Config, pending_keys
 from runtime.observability import metrics, shipper, tracing
+from runtime.observability.access_log import log_access
 from runtime.observability.logs import configure_logging
 from runtime.realtime import shutdown
 from runtime.request_id import request_id
@@ -29,7 +30,6 @@ from runtime.security.cors import Cors
 from runtime.security.request_size import check_request_size
 from runtime.security.headers import security_headers
 
-access_log = logging.getLogger("gateway.access")
 log = logging.getLogger("gateway")
 
 
@@ -150,19 +150,5 @@ class GatewayMiddleware:
             events.emit(
                 "erp.error.request.failed", subject=ctx.request_id, request_id=ctx.request_id,
                 data={"method": req.method, "path": req.path, "status": status, "user_id": ctx.user_id})
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                f"{req.method} {req.path} {status}",
-                extra={
-                    "http.request.id": ctx.request_id,
-                    "http.request.method": req.method,
-                    "url.path": req.path,
-                    "http.route": route,
-                    "http.response.status_code": status,
-                    "event.duration": round(elapsed * 1e9),  # ECS: nanoseconds
-                    "client.ip": ctx.client_ip,
-                    "trace.id": trace_id,
-                    "user.id": ctx.user_id,
-                    "organization.id": ctx.organization_id,
-                },
-            )
+        log_access(ctx.request_id, req.method, req.path, status, elapsed, route=route, client_ip=ctx.client_ip,
+                   trace_id=trace_id, user_id=ctx.user_id, organization_id=ctx.organization_id)

@@ -32,6 +32,7 @@ from runtime.security.synced_limits import SyncedLimiter
 from runtime.idempotency import IdempotencyStore
 from runtime.valkey_cluster import ClusterMux, ClusterTracker
 from runtime.valkey_mux import Tracker, ValkeyMux
+from runtime.valkey_retry import command_retries
 
 
 log = logging.getLogger("gateway")
@@ -80,6 +81,7 @@ class Resources:
                     socket_connect_timeout=r.timeout,
                     max_connections=r.pool_size,
                     timeout=r.timeout,
+                    **command_retries(r.max_retries, r.timeout),
                 )
             )
             self.valkey_mux = ValkeyMux.from_config(r)

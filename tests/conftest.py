@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import valkey
 
 from emulator.processes import stop
 from runtime.config import load_config
@@ -119,6 +120,15 @@ def stack():
     running.close()
 
 
+@pytest.fixture(scope="module")
+def own_stack():
+    """A stack for one module alone, for tests that stop, break or rotate what the session's
+    `stack` serves every other test."""
+    running = StackThread()
+    yield running
+    running.close()
+
+
 @dataclass
 class Gateway:
     url: str
@@ -152,6 +162,36 @@ def login(client: httpx.Client, email: str = "admin@acme.example", password: str
     answer = client.post("/api/v1/auth/login", json={"email": email, "password": password})
     assert answer.status_code == 200, answer.text
     return answer.json()["data"]
+
+
+@pytest.fixture(scope="module")
+def store(stack):
+    """A plain client of the stack's valkey-server: what the gateway keeps there, as it is."""
+    v = stack.stack.valkey
+    client = valkey.Valkey(host=v.host, port=v.port)
+    yield client
+    client.close()
+
+
+def signed_in(gateway: Gateway, email: str) -> httpx.Client:
+    """A client of the shared gateway carrying a fresh access token of `email`."""
+    with gateway.client() as anonymous:
+        token = login(anonymous, email)["access_token"]
+    return gateway.client(headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture(scope="module")
+def acme(gateway):
+    """The Acme admin, signed in for the module."""
+    with signed_in(gateway, "admin@acme.example") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def globex(gateway):
+    """The Globex admin (another organization), signed in for the module."""
+    with signed_in(gateway, "admin@globex.example") as client:
+        yield client
 
 
 @pytest.fixture()

@@ -11,6 +11,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from runtime.events.envelope import ALL_TOPICS
+from tests.support import granian_env
 
 
 @dataclass
@@ -21,6 +22,12 @@ class Message:
     key: str
     headers: dict[str, str]
     event: dict
+
+
+def events_env(stack, bootstrap: str, spool_dir: object, prefix: str, **extra: str) -> dict[str, str]:
+    """A gateway's environment publishing to the broker at `bootstrap` under topic `prefix`."""
+    return granian_env(stack.environment(), ERP_KAFKA_ENABLED="true", ERP_KAFKA_BROKERS=bootstrap,
+                       ERP_KAFKA_TOPIC_PREFIX=prefix, ERP_KAFKA_SPOOL_DIR=str(spool_dir), **extra)
 
 
 def topics(prefix: str) -> list[str]:
@@ -81,6 +88,10 @@ def wait_for(bootstrap: str, names: list[str], until: Callable[[list[Message]], 
     deadline = time.monotonic() + timeout
     while True:
         messages = read_all(bootstrap, names)
-        if until(messages) or time.monotonic() > deadline:
+        if until(messages):
+            return messages
+        if time.monotonic() > deadline:
+            seen = sorted({(m.topic, m.partition, m.offset) for m in messages})
+            print(f"wait_for gave up after {timeout} s; read {len(messages)} messages: {seen}")
             return messages
         time.sleep(0.5)

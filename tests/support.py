@@ -68,3 +68,11 @@ def poll_ready(url: str, until: Callable[[httpx.Response], bool], timeout: float
         if until(answer) or time.monotonic() > deadline:
             return answer
         time.sleep(0.1)
+
+
+
+def delete_keys(client: Any, pattern: str) -> None:
+    """Delete every key matching `pattern` through a valkey-py client: e.g. the rate-limit
+    budgets or cache entries a test must start without."""
+    for key in client.scan_iter(pattern):
+        client.delete(key)

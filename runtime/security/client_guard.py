@@ -22,18 +22,16 @@ The per-address count is per worker (no round trip), which is what a permit is.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any, Awaitable, Callable
 
 import orjson
 
 from runtime.errors import ApiError, HttpVersionNotSupported, RateLimited, RequestTimeout, ValidationFailed
+from runtime.observability.access_log import log_access
 from runtime.request_id import request_id
 from runtime.security.client_ip import ClientIp
 from runtime.security.headers import security_headers
-
-access_log = logging.getLogger("gateway.access")
 
 # The resolved client address travels to Falcon in the scope, so it is worked out once.
 CLIENT_IP = "gateway.client_ip"
@@ -201,9 +199,5 @@ class ClientGuard:
                    *((k.lower().encode(), v.encode()) for k, v in error.headers.items())]
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info("request", extra={
-                "request_id": rid, "method": scope.get("method"), "path": scope.get("path"),
-                "status": error.status, "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                "user_id": None, "refused": error.code,
-            })
+        log_access(rid, scope.get("method"), scope.get("path"), error.status, time.perf_counter() - started,
+                   client_ip=scope.get(CLIENT_IP), error_code=error.code)

@@ -15,18 +15,24 @@ from typing import Iterable
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def in_networks(address: str, networks: Iterable[Network]) -> bool:
+    """Whether `address` (an IPv4-mapped IPv6 one counts as its IPv4) is in any of `networks`;
+    not an address at all: no."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks)
+
+
 class ClientIp:
     def __init__(self, trusted_proxies: Iterable[str]) -> None:
         self.trusted: tuple[Network, ...] = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
 
     def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self.trusted)
+        return in_networks(address, self.trusted)
 
     def resolve(self, peer: str, forwarded_for: str | None) -> str:
         if not self.trusted or not forwarded_for or not self._is_trusted(peer):

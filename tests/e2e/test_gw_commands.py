@@ -51,12 +51,12 @@ def test_config_shows_sources_and_masks_secrets():
 
 
 def test_config_marks_keys_that_are_not_acted_on_yet():
-    result = gw("config", ERP_REDIS_MAX_RETRIES="5", ERP_KAFKA_ENABLED="true")
+    result = gw("config", ERP_SERVER_WRITE_TIMEOUT="5s", ERP_KAFKA_ENABLED="true")
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
-    retries = lines["redis.max_retries"]
-    assert "env:ERP_REDIS_MAX_RETRIES" in retries and "[not acted on yet" in retries
-    for key in ("jwt.leeway", "grpc.services.auth", "kafka.enabled", "logging.elasticsearch.index"):
+    write_timeout = lines["server.write_timeout"]
+    assert "env:ERP_SERVER_WRITE_TIMEOUT" in write_timeout and "[no effect" in write_timeout
+    for key in ("jwt.leeway", "grpc.services.auth", "kafka.enabled", "logging.elasticsearch.index", "redis.max_retries"):
         assert "not acted on yet" not in lines[key]
 
 

@@ -13,10 +13,9 @@ import uuid
 
 import httpx
 import pytest
-import valkey
 
 from emulator.processes import stop
-from tests.support import granian_env, start_gateway
+from tests.support import delete_keys, granian_env, start_gateway
 
 PREFIX = "abuse-rl:"
 LIMITS = {
@@ -40,12 +39,8 @@ def url(stack):
 
 
 @pytest.fixture(autouse=True)
-def empty_budgets(stack):
-    v = stack.stack.valkey
-    client = valkey.Valkey(host=v.host, port=v.port)
-    for key in client.scan_iter(PREFIX + "rl:*"):
-        client.delete(key)
-    client.close()
+def empty_budgets(store):
+    delete_keys(store, PREFIX + "rl:*")
 
 
 def client_at(url: str, address: str) -> httpx.Client:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import valkey
 from falcon.testing import ASGIConductor
 
 from runtime import valkey_mux
 from runtime.app import build_app
 from runtime.config import load_config
-from tests.support import DEMO_PASSWORD, granian_env
+from tests.support import delete_keys, DEMO_PASSWORD, granian_env
 
 PREFIX = "round-trip-test:"
 
@@ -39,13 +38,9 @@ def writes(monkeypatch) -> list[int]:
 
 
 @pytest.fixture()
-def valkey_client(stack):
-    v = stack.stack.valkey
-    client = valkey.Valkey(host=v.host, port=v.port)
-    for key in client.scan_iter(PREFIX + "*"):  # fresh budgets and an empty cache
-        client.delete(key)
-    yield client
-    client.close()
+def valkey_client(store):
+    delete_keys(store, PREFIX + "*")  # fresh budgets and an empty cache
+    return store
 
 
 def run(stack, check, **env: str):

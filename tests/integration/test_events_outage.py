@@ -1,4 +1,4 @@
-"""No event lost when the broker is away: a real Kafka 4.4 broker is stopped, killed and
+"""No event lost when the broker is away: a real Kafka 4.4 broker is stopped, killed, paused and
 started again under a gateway that keeps taking requests.
 
 Every request carries its own X-Request-ID, and every PATCH writes a sequence number into the
@@ -17,19 +17,12 @@ import pytest
 
 from emulator.kafka_broker import KafkaBroker
 from emulator.processes import stop
-from tests.conftest import StackThread
-from tests.kafka_support import Message, read_all, topics, wait_for
-from tests.support import DEMO_PASSWORD, granian_env, poll_ready, start_gateway
+from tests.kafka_support import events_env, Message, read_all, topics, wait_for
+from tests.support import DEMO_PASSWORD, poll_ready, start_gateway
 
 pytestmark = pytest.mark.slow
 CUSTOMERS = 5
 
-
-@pytest.fixture(scope="module")
-def stack():
-    running = StackThread()
-    yield running
-    running.close()
 
 
 @pytest.fixture()
@@ -94,14 +87,22 @@ def verdict(client: Client, messages: list[Message]) -> tuple[list[str], int, li
     return missing, duplicates, disordered
 
 
+def every_event_once(client: Client, bootstrap: str, names: list[str], scenario: str) -> None:
+    """Wait for every event the client expects; none missing, none twice, each key in order."""
+    messages = wait_for(bootstrap, names, delivered(client), timeout=120)
+    missing, duplicates, disordered = verdict(client, messages)
+    print(f"\n{scenario}: {len(client.expected)} events expected, {len(missing)} missing, "
+          f"{duplicates} duplicates, {len(disordered)} keys out of order")
+    assert missing == [] and duplicates == 0 and disordered == []
+
+
 def delivered(client: Client):
     return lambda messages: {m.headers.get("x-request-id") for m in messages} >= set(client.expected)
 
 
-def test_no_event_is_lost_while_the_broker_is_down_across_a_gateway_restart(stack, broker, tmp_path):
+def test_no_event_is_lost_while_the_broker_is_down_across_a_gateway_restart(own_stack, broker, tmp_path):
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    env = granian_env(stack.environment(), ERP_KAFKA_ENABLED="true", ERP_KAFKA_BROKERS=broker.bootstrap,
-                      ERP_KAFKA_TOPIC_PREFIX=prefix, ERP_KAFKA_SPOOL_DIR=str(tmp_path / "spool"))
+    env = events_env(own_stack, broker.bootstrap, tmp_path / "spool", prefix)
     names = topics(prefix)
     first, url = start_gateway(env)
     second = None
@@ -126,11 +127,7 @@ def test_no_event_is_lost_while_the_broker_is_down_across_a_gateway_restart(stac
         assert report["spool"]["pending"] >= 950, report  # what the first gateway left
 
         broker.start()
-        messages = wait_for(broker.bootstrap, names, delivered(client), timeout=120)
-        missing, duplicates, disordered = verdict(client, messages)
-        print(f"\nno-loss: {len(client.expected)} events expected, {len(missing)} missing, "
-              f"{duplicates} duplicates, {len(disordered)} keys out of order")
-        assert missing == [] and duplicates == 0 and disordered == []
+        every_event_once(client, broker.bootstrap, names, "no-loss")
         after = poll_ready(url, lambda r: r.json()["data"]["dependencies"]["kafka"]["mode"] == "direct").json()["data"]
         assert after["dependencies"]["kafka"]["spool"]["pending"] == 0
         assert after["dependencies"]["kafka"]["status"] == "up"
@@ -139,10 +136,9 @@ def test_no_event_is_lost_while_the_broker_is_down_across_a_gateway_restart(stac
         stop(second)
 
 
-def test_a_broker_killed_mid_burst_loses_nothing_and_duplicates_nothing(stack, broker, tmp_path):
+def test_a_broker_killed_mid_burst_loses_nothing_and_duplicates_nothing(own_stack, broker, tmp_path):
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    env = granian_env(stack.environment(), ERP_KAFKA_ENABLED="true", ERP_KAFKA_BROKERS=broker.bootstrap,
-                      ERP_KAFKA_TOPIC_PREFIX=prefix, ERP_KAFKA_SPOOL_DIR=str(tmp_path / "spool"))
+    env = events_env(own_stack, broker.bootstrap, tmp_path / "spool", prefix)
     names = topics(prefix)
     process, url = start_gateway(env, workers=2)
     try:
@@ -167,12 +163,30 @@ def test_a_broker_killed_mid_burst_loses_nothing_and_duplicates_nothing(stack, b
         broker.start()
         for thread in threads:
             thread.join()
-        messages = wait_for(broker.bootstrap, names, delivered(client), timeout=120)
-        missing, duplicates, disordered = verdict(client, messages)
-        print(f"\nkill -9: {len(client.expected)} events expected, {len(missing)} missing, "
-              f"{duplicates} duplicates, {len(disordered)} keys out of order")
-        assert missing == [] and duplicates == 0 and disordered == []
+        every_event_once(client, broker.bootstrap, names, "kill -9")
         assert len([m for m in read_all(broker.bootstrap, names) if m.headers.get("x-request-id") in client.expected]) \
             == len(client.expected)
     finally:
         stop(process)
+
+
+def test_a_paused_broker_loses_and_duplicates_nothing(own_stack, broker, tmp_path):
+    """SIGSTOP: the broker's sockets stay open and nothing answers (a hung broker, a long GC
+    pause). Requests are answered all the same; every event arrives once the broker resumes."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = events_env(own_stack, broker.bootstrap, tmp_path / "spool", prefix)
+    names = topics(prefix)
+    process, url = start_gateway(env)
+    try:
+        client = Client(url)
+        wait_for(broker.bootstrap, names, lambda ms: len(ms) >= CUSTOMERS)  # the creates: direct mode
+        broker.pause()
+        try:
+            for i in range(300):
+                client.login() if i % 50 == 0 else client.patch(client.customers[i % CUSTOMERS])
+        finally:
+            broker.resume()
+        every_event_once(client, broker.bootstrap, names, "paused")
+    finally:
+        stop(process)
+

@@ -9,21 +9,9 @@ import uuid
 
 import pytest
 
-from tests.integration.test_rest_resources import _signed_in, created, unique
+from tests.integration.test_rest_resources import created, unique
 
 REFUSED_TEXT = "must not contain control or bidirectional-override characters"
-
-
-@pytest.fixture(scope="module")
-def acme(gateway):
-    with _signed_in(gateway, "admin@acme.example") as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def globex(gateway):
-    with _signed_in(gateway, "admin@globex.example") as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,6 @@ CACHE_DURATION = 2.0
 REFETCH_INTERVAL = 1.0
 
 
-@pytest.fixture(scope="module")
-def own_stack():
-    running = StackThread()
-    yield running
-    running.close()
-
 
 @pytest.fixture(scope="module")
 def gateway_url(own_stack):

@@ -25,12 +25,6 @@ ME = "/api/v1/auth/me"
 ADMIN = "admin@acme.example"
 
 
-@pytest.fixture(scope="module")
-def own_stack():
-    running = StackThread()
-    yield running
-    running.close()
-
 
 def gateway(stack: StackThread, **env: str):
     return start_gateway(granian_env(stack.environment(), **env))

@@ -121,3 +121,36 @@ def test_an_open_breaker_shows_in_metrics(stack):
         assert m.value("gateway_backend_calls_total", service="finance", method="ListAccounts", code="CIRCUIT_OPEN") == 1
     finally:
         stop(process)
+
+
+METRICS_TOKEN = "scrape-" + uuid.uuid4().hex  # made here, for this test's gateway only
+
+
+def test_metrics_behind_a_token_and_a_network_list_refuse_everyone_else(stack):
+    env = granian_env(stack.environment(), ERP_OBSERVABILITY_METRICS_TOKEN=METRICS_TOKEN,
+                      ERP_OBSERVABILITY_METRICS_ALLOWED_NETWORKS="127.0.0.2/32,10.0.0.0/8")
+    process, url = start_gateway(env)
+
+    def scrape_from(address: str, token: str | None) -> httpx.Response:
+        """From `address` (another loopback address is another client) to the gateway on 127.0.0.1."""
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=10) as client:
+            return client.get(url + "/metrics", headers=headers)
+
+    try:
+        allowed = scrape_from("127.0.0.2", METRICS_TOKEN)
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.headers["content-type"].startswith("text/plain")
+        assert "gateway_http_requests_total" in allowed.text
+        for token in (None, "wrong-" + METRICS_TOKEN, METRICS_TOKEN[:-1]):
+            refused = scrape_from("127.0.0.2", token)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["code"] == "UNAUTHENTICATED" and refused.headers["WWW-Authenticate"].startswith("Bearer")
+            assert "gateway_" not in refused.text
+        # The right token from an address outside the list: refused, whatever it carries.
+        elsewhere = scrape_from("127.0.0.1", METRICS_TOKEN)
+        assert elsewhere.status_code == 403, elsewhere.text
+        assert elsewhere.json()["code"] == "FORBIDDEN" and "allowed_networks" in elsewhere.json()["message"]
+        assert request(url, "GET", "/health").status_code == 200  # nothing else is affected
+    finally:
+        stop(process)

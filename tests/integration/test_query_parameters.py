@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import valkey
 
 from tests.conftest import login
 
@@ -16,14 +15,6 @@ PREFIX = "erp:gw:cache:"  # the default redis.key_prefix + the cache's
 
 def bearer(session: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {session['access_token']}"}
-
-
-@pytest.fixture(scope="module")
-def store(stack):
-    v = stack.stack.valkey
-    client = valkey.Valkey(host=v.host, port=v.port)
-    yield client
-    client.close()
 
 
 def assert_refused(answer, *names: str) -> None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-import valkey
 
 from emulator.processes import stop
 from emulator.valkey import EmbeddedValkey
-from tests.support import DEMO_PASSWORD, granian_env, poll_ready, start_gateway
+from tests.support import delete_keys, DEMO_PASSWORD, granian_env, poll_ready, start_gateway
 
 PREFIX = "rl-test:"
 REFRESH = "/api/v1/auth/refresh"
@@ -44,12 +43,8 @@ def pair(stack):
 
 
 @pytest.fixture(autouse=True)
-def empty_budgets(stack):
-    v = stack.stack.valkey
-    client = valkey.Valkey(host=v.host, port=v.port)
-    for key in client.scan_iter(PREFIX + "rl:*"):
-        client.delete(key)
-    client.close()
+def empty_budgets(store):
+    delete_keys(store, PREFIX + "rl:*")
 
 
 def refresh(url: str, **headers: str) -> httpx.Response:

@@ -10,26 +10,6 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from tests.conftest import login
-
-
-def _signed_in(gateway, email: str) -> httpx.Client:
-    with gateway.client() as anonymous:
-        token = login(anonymous, email)["access_token"]
-    return gateway.client(headers={"Authorization": f"Bearer {token}"})
-
-
-@pytest.fixture(scope="module")
-def acme(gateway):
-    with _signed_in(gateway, "admin@acme.example") as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def globex(gateway):
-    with _signed_in(gateway, "admin@globex.example") as client:
-        yield client
-
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"

@@ -43,14 +43,6 @@ def instances(stack):
     stop(b)
 
 
-@pytest.fixture(scope="module")
-def store(stack):
-    v = stack.stack.valkey
-    client = valkey.Valkey(host=v.host, port=v.port)
-    yield client
-    client.close()
-
-
 def sign_in(client: httpx.Client) -> dict:
     answer = client.post("/api/v1/auth/login", json={"email": "admin@acme.example", "password": DEMO_PASSWORD})
     assert answer.status_code == 200, answer.text

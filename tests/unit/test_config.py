@@ -397,24 +397,25 @@ def test_a_rate_limit_finer_than_a_microsecond_stops_start_up_naming_the_key():
 
 
 def test_pending_keys_are_reported_with_their_source(tmp_path):
-    cfg = load_config(write(tmp_path, "server:\n  write_timeout: 45s\n"), env={"ERP_REDIS_MAX_RETRIES": "5"})
+    cfg = load_config(write(tmp_path, "server:\n  write_timeout: 45s\n"), env={})
     pending = {key: (why, source) for key, why, source in C.pending_keys(cfg)}
-    assert pending["server.write_timeout"][0].startswith("not acted on yet")
+    assert pending["server.write_timeout"][0].startswith("no effect")
     assert pending["server.write_timeout"][1] == f"file:{tmp_path / 'gw.yaml'}"
-    assert pending["redis.max_retries"][1] == "env:ERP_REDIS_MAX_RETRIES"
+    from_env = C.pending_keys(load_config(env={"ERP_SERVER_WRITE_TIMEOUT": "5s"}))
+    assert [(key, source) for key, _, source in from_env] == [("server.write_timeout", "env:ERP_SERVER_WRITE_TIMEOUT")]
     assert "logging.elasticsearch.url" not in pending  # log shipping is built
     # Keys that take effect are never listed.
-    assert not {"server.max_body_bytes", "jwt.leeway", "redis.host", "cache.enabled", "kafka.enabled",
-                "kafka.brokers"} & set(pending)
+    assert not {"server.max_body_bytes", "jwt.leeway", "redis.host", "redis.max_retries", "cache.enabled",
+                "kafka.enabled", "kafka.brokers"} & set(pending)
 
 
 def test_pending_keys_set_on_purpose_are_logged_at_start_up(caplog):
     from runtime.middleware import _log_pending
 
     with caplog.at_level("INFO", logger="gateway"):
-        _log_pending(load_config(env={"ERP_REDIS_MAX_RETRIES": "5"}))
+        _log_pending(load_config(env={"ERP_SERVER_WRITE_TIMEOUT": "5s"}))
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == ["configuration keys set but not acted on yet: redis.max_retries (env:ERP_REDIS_MAX_RETRIES)"]
+    assert warnings == ["configuration keys set but not acted on yet: server.write_timeout (env:ERP_SERVER_WRITE_TIMEOUT)"]
 
 
 def test_backend_services_and_cache_policies_come_from_the_domain_declarations():
@@ -451,3 +452,13 @@ def test_the_auth_contract_lives_in_proto_not_in_runtime():
     assert set(load_config(env={}).rbac.roles) == set(contract.ROLES)
     for path in (REPO / "emulator").rglob("*.py"):
         assert "runtime.auth" not in path.read_text(), f"{path} imports the gateway's auth runtime"
+
+
+def test_a_metrics_token_is_long_or_absent_and_never_shown():
+    with pytest.raises(ConfigError, match=r"observability\.metrics\.token: 'short' is not valid \(expected empty, or a token of at least 16"):
+        load_config(env={"ERP_OBSERVABILITY_METRICS_TOKEN": "short"})
+    with pytest.raises(ConfigError, match=r"observability\.metrics\.allowed_networks\[0\]: 'intranet'"):
+        load_config(env={"ERP_OBSERVABILITY_METRICS_ALLOWED_NETWORKS": "intranet"})
+    cfg = load_config(env={"ERP_OBSERVABILITY_METRICS_TOKEN": "s3cret-scrape-token-0123"})
+    shown = {key: value for key, value, _ in describe(cfg)}
+    assert shown["observability.metrics.token"] == "***" and shown["observability.metrics.allowed_networks"] == ""

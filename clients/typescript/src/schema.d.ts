@@ -1147,7 +1147,7 @@ export interface paths {
         };
         /**
          * Prometheus metrics in the text exposition format, summed over every worker of this instance.
-         * @description Prometheus metrics in the text exposition format, summed over every worker of this instance.
+         * @description Behind a bearer token and/or a list of client networks when configured (observability.metrics).
          */
         get: operations["prometheus_metrics"];
         put?: never;
@@ -1158,7 +1158,7 @@ export interface paths {
          * Headers only: prometheus metrics in the text exposition format, summed over every worker of this instance.
          * @description The headers `GET` would answer with, and no body.
          *
-         *     Prometheus metrics in the text exposition format, summed over every worker of this instance.
+         *     Behind a bearer token and/or a list of client networks when configured (observability.metrics).
          */
         head: operations["prometheus_metrics_head"];
         patch?: never;
@@ -19121,6 +19121,27 @@ export interface operations {
                     "application/json": components["schemas"]["Error400"];
                 };
             };
+            /** @description observability.metrics.token is set and the request does not carry it as a bearer token */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The client's address is not in observability.metrics.allowed_networks */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
+                };
+            };
             /** @description Metrics are switched off (observability.metrics.enabled) */
             404: {
                 headers: {
@@ -19182,6 +19203,23 @@ export interface operations {
             };
             /** @description The request is invalid: `errors` names each field, query or path parameter */
             400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description observability.metrics.token is set and the request does not carry it as a bearer token */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The client's address is not in observability.metrics.allowed_networks */
+            403: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
