@@ -36,10 +36,11 @@ from functools import partial
 from typing import Any, Callable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from runtime.observability import metrics
 from runtime.events.envelope import (
-    DEAD_LETTER, DEAD_LETTER_REASON, DELIVERY_ATTEMPTS, ORIGINAL_TOPIC, Record, cloud_event, make_record, topic_for,
+    ALL_TOPICS, DEAD_LETTER, DEAD_LETTER_REASON, DELIVERY_ATTEMPTS, ORIGINAL_TOPIC, Record, cloud_event, make_record, topic_for,
 )
 from runtime.events.spool import Spool, SpoolBusy
 
@@ -110,6 +111,8 @@ class EventPublisher:
             "log_level": 2,
             **(extra or {}),
         }
+        # The connection settings the admin client shares with the producer (TLS, SASL, a mock cluster).
+        self._admin_config = {k: v for k, v in (extra or {}).items() if k.startswith(("security.", "sasl.", "ssl.", "test.mock."))}
         self._producer: Producer | None = None
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
@@ -122,6 +125,7 @@ class EventPublisher:
         self._probe_ms: float | None = None  # the latest metadata probe's round trip
         self._last_seen = 0.0  # when the broker last answered (a probe or a delivery report)
         self._fatal = False
+        self._topics_checked = False
         self._retries: list[tuple[float, int, Record]] = []  # (due, seq, record) heap
         self._replay: deque[list] = deque()  # [slot, position, settled, record] in spool order
         self._replay_slots = itertools.count(1)
@@ -360,6 +364,8 @@ class EventPublisher:
             if not self._broker_up:
                 log.info("event broker reachable again: replaying the spool")
             self._broker_up = True
+            if not self._topics_checked:
+                self._ensure_topics()
         with self._lock:
             if self._direct:
                 return  # librdkafka still delivers records from before the outage
@@ -391,6 +397,23 @@ class EventPublisher:
                 if self.spool.reset_if_empty():
                     self._spooling = False
                     log.info("event spool drained: publishing directly again")
+
+    def _ensure_topics(self) -> None:
+        """Create the topics (broker defaults for partitions and replicas) before the first
+        produce. A topic the producer's first record auto-creates was seen, under load, to
+        acknowledge its first events and not keep them; clusters that forbid creation (ACLs,
+        auto-creation off) refuse here, and the topics are then the operator's to make."""
+        self._topics_checked = True
+        admin = AdminClient({"bootstrap.servers": self.brokers, **self._admin_config})
+        wanted = [NewTopic(f"{self.prefix}.{name}", -1, -1) for name in ALL_TOPICS]
+        for topic, future in admin.create_topics(wanted, operation_timeout=5, request_timeout=10).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if error is None or error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    log.warning("event topic %s not created (%s): relying on the cluster to have it", topic,
+                                error.str() if error is not None else exc)
 
     def _adopt_orphans(self) -> None:
         """Slots of workers that are gone for good (the gateway came back with fewer workers):

@@ -46,6 +46,18 @@ def rid() -> str:
     return uuid.uuid4().hex
 
 
+def test_the_topics_exist_before_the_first_event(gateway, broker, prefix):
+    """The gateway creates its topics when it first reaches the broker, rather than have the
+    first record auto-create one (such a topic was seen to acknowledge and lose its first
+    events under load)."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    wanted = set(topics(prefix))
+    poll_ready(gateway, lambda r: wanted <= set(admin.list_topics(timeout=10).topics), timeout=30)
+    metadata = admin.list_topics(timeout=10)
+    assert wanted <= set(metadata.topics)
+    assert all(len(metadata.topics[t].partitions) == 3 for t in wanted)  # the broker's default
+
+
 def test_every_event_is_a_cloudevent_on_its_topic_keyed_by_its_entity(gateway, broker, prefix):
     http = httpx.Client(base_url=gateway, timeout=10)
     ids = {}  # event type -> the request id that caused it
