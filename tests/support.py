@@ -7,7 +7,8 @@ import ssl
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import httpx
 
@@ -55,6 +56,24 @@ def start_gateway(
         stop(process)
         raise RuntimeError("the gateway did not start under Granian")
     return process, url
+
+
+
+@contextmanager
+def gateways(*envs: dict[str, str], workers: Sequence[int] = ()) -> Iterator[list[str]]:
+    """One gateway per environment (`workers[i]` workers each, 1 by default), stopped on the
+    way out, also when a later one fails to start; their URLs."""
+    processes: list[subprocess.Popen] = []
+    try:
+        urls = []
+        for i, env in enumerate(envs):
+            process, url = start_gateway(env, workers=workers[i] if i < len(workers) else 1)
+            processes.append(process)
+            urls.append(url)
+        yield urls
+    finally:
+        for process in processes:
+            stop(process)
 
 
 def poll_ready(url: str, until: Callable[[httpx.Response], bool], timeout: float = 10,

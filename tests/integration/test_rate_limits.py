@@ -12,7 +12,7 @@ import pytest
 
 from emulator.processes import stop
 from emulator.valkey import EmbeddedValkey
-from tests.support import delete_keys, DEMO_PASSWORD, granian_env, poll_ready, start_gateway
+from tests.support import delete_keys, DEMO_PASSWORD, gateways, granian_env, poll_ready, start_gateway
 
 PREFIX = "rl-test:"
 REFRESH = "/api/v1/auth/refresh"
@@ -31,15 +31,9 @@ POLICIES = {
 @pytest.fixture(scope="module")
 def pair(stack):
     """Instance A believes no proxy; instance B believes X-Forwarded-For from 127.0.0.1."""
-    a, url_a = start_gateway(granian_env(stack.environment(), **POLICIES))
-    try:
-        b, url_b = start_gateway(granian_env(stack.environment(), **POLICIES, ERP_SERVER_TRUSTED_PROXIES="127.0.0.1"))
-    except Exception:
-        stop(a)
-        raise
-    yield url_a, url_b
-    stop(b)
-    stop(a)
+    with gateways(granian_env(stack.environment(), **POLICIES),
+                  granian_env(stack.environment(), **POLICIES, ERP_SERVER_TRUSTED_PROXIES="127.0.0.1")) as urls:
+        yield tuple(urls)
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,7 @@ from runtime.rbac import Policy
 from runtime.realtime import Hub
 from tests.conftest import login
 from tests.integration.realtime_client import Client, ws_url
-from tests.support import granian_env, poll_ready, start_gateway
+from tests.support import gateways, granian_env, poll_ready, start_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -53,15 +53,8 @@ def realtime_env(stack, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def instances(stack):
-    a, url_a = start_gateway(realtime_env(stack), workers=2)
-    try:
-        b, url_b = start_gateway(realtime_env(stack), workers=2)
-    except Exception:
-        stop(a)
-        raise
-    yield url_a, url_b
-    stop(a)
-    stop(b)
+    with gateways(realtime_env(stack), realtime_env(stack), workers=(2, 2)) as urls:
+        yield tuple(urls)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,9 @@ import pytest
 import valkey
 import valkey.asyncio as valkey_asyncio
 
-from emulator.processes import stop
 from runtime.auth.revocation import RevocationList
 from runtime.valkey_mux import ValkeyMux
-from tests.support import DEMO_PASSWORD, granian_env, start_gateway
+from tests.support import DEMO_PASSWORD, gateways, granian_env
 
 ME = "/api/v1/auth/me"
 PREFIX = "erp:gw:"  # the default redis.key_prefix
@@ -31,16 +30,9 @@ LEEWAY = 10  # the default jwt.leeway
 def instances(stack):
     """Two gateway instances on one Valkey: A (1 worker) and B (2 workers)."""
     env = granian_env(stack.environment())
-    a, url_a = start_gateway(env, workers=1)
-    try:
-        b, url_b = start_gateway(env, workers=2)
-    except BaseException:
-        stop(a)
-        raise
-    with httpx.Client(base_url=url_a, timeout=10) as ca, httpx.Client(base_url=url_b, timeout=10) as cb:
+    with gateways(env, env, workers=(1, 2)) as (url_a, url_b), \
+            httpx.Client(base_url=url_a, timeout=10) as ca, httpx.Client(base_url=url_b, timeout=10) as cb:
         yield ca, cb
-    stop(a)
-    stop(b)
 
 
 def sign_in(client: httpx.Client) -> dict:

@@ -14,13 +14,12 @@ import httpx
 import pytest
 import valkey
 
-from emulator.processes import stop
 from emulator.valkey import EmbeddedCluster
 from runtime.valkey_cluster import key_slot
 from tests.conftest import login
 from tests.integration.realtime_client import Client
 from tests.journey import run_auth_journey
-from tests.support import granian_env, poll_ready, start_gateway
+from tests.support import gateways, granian_env, poll_ready
 
 pytestmark = pytest.mark.slow
 
@@ -38,15 +37,8 @@ def cluster():
 @pytest.fixture(scope="module")
 def instances(stack, cluster):
     env = granian_env(stack.environment(), **cluster.environment(), ERP_RATE_LIMITS_POLICIES_USER_LIMIT=str(USER_LIMIT))
-    a, url_a = start_gateway(env)
-    try:
-        b, url_b = start_gateway(env)
-    except Exception:
-        stop(a)
-        raise
-    yield url_a, url_b
-    stop(a)
-    stop(b)
+    with gateways(env, env) as urls:
+        yield tuple(urls)
 
 
 def bearer(tokens: dict) -> dict:
