@@ -74,13 +74,14 @@ class Resources:
         elif r.mode == "sentinel":
             from valkey.asyncio.sentinel import Sentinel
 
-            from runtime.valkey_sentinel import SentinelMux, parse_address as sentinel_address
+            from runtime.valkey_sentinel import BlockingSentinelPool, SentinelMux, parse_address as sentinel_address
 
             timeouts = {"socket_timeout": r.timeout, "socket_connect_timeout": r.timeout}
             self.sentinel = Sentinel([sentinel_address(a) for a in r.sentinels],
                                      sentinel_kwargs={"password": r.sentinel_password or None, **timeouts},
                                      password=r.password or None, db=r.db, **timeouts)
-            self.valkey = self.sentinel.master_for(r.sentinel_master, max_connections=r.pool_size,
+            self.valkey = self.sentinel.master_for(r.sentinel_master, connection_pool_class=BlockingSentinelPool,
+                                                   max_connections=r.pool_size, timeout=r.timeout,
                                                    **command_retries(r.max_retries, r.timeout))
             self.valkey_mux = SentinelMux.from_config(r)
             valkey_check = self.valkey_mux.health_check

@@ -30,6 +30,8 @@ import logging
 from typing import Any, Sequence
 
 from valkey import exceptions as errors
+from valkey.asyncio.connection import BlockingConnectionPool
+from valkey.asyncio.sentinel import SentinelConnectionPool
 
 from runtime.valkey_mux import Push, ValkeyMux, _Connection, pack
 
@@ -38,6 +40,12 @@ log = logging.getLogger("gateway.valkey")
 SWITCH_CHANNEL = "+switch-master"
 WATCH_RETRY = 0.5  # seconds between attempts at the sentinels' pub/sub while none answers
 WATCH_PING = 1.0  # a PING on the subscription this often: the watchdog notices a silent sentinel
+
+
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """valkey-py's sentinel pool (the primary asked of the sentinels at each connect) that,
+    like the standalone client's, waits up to `timeout` for a free connection past
+    `max_connections` instead of failing at once with "Too many connections"."""
 
 
 def parse_address(address: str) -> tuple[str, int]:

