@@ -15,7 +15,7 @@ import valkey
 
 from emulator.valkey import EmbeddedSentinel
 from runtime.config import ConfigError, load_config
-from runtime.valkey_mux import Tracker, ValkeyMux
+from runtime.valkey_mux import Tracker, ValkeyMux, pack
 from runtime.valkey_sentinel import SentinelMux
 
 pytestmark = pytest.mark.slow
@@ -159,6 +159,34 @@ def test_a_manual_failover_is_followed_tracking_included(sentinel):
 
     new = run(go())
     assert new != old and new == sentinel.primary()
+
+
+def test_a_readonly_reply_drops_the_connection(sentinel):
+    """A write answered READONLY (a primary demoted under a live connection) is refused to its
+    caller like any error reply, and the connection is dropped, so the next call connects
+    again, asking the sentinels. The stale connection is made on purpose, to a replica of a
+    server of its own."""
+    from emulator.valkey import EmbeddedValkey
+
+    # A replica of a primary that is not there: read-only all the same.
+    with EmbeddedValkey(args=("--replicaof", "127.0.0.1", "1")) as replica:
+        async def go():
+            mux = mux_for(sentinel)
+            try:
+                assert await mux.ping()
+                loop = asyncio.get_running_loop()
+                stale = await ValkeyMux._open(mux, loop, (replica.host, replica.port))  # without the ROLE check
+                stale.on_readonly = mux._demoted
+                mux._opened.add(stale)
+                with pytest.raises(valkey.exceptions.ReadOnlyError):
+                    await stale.send_one(pack(("SET", "ro:k", "v")))
+                await asyncio.wait_for(stale.lost, 5)
+                assert isinstance(stale.error, valkey.exceptions.ConnectionError) and "READONLY" in str(stale.error)
+                assert await mux.set("ro:k", "v")  # the primary's connection was not touched
+            finally:
+                await mux.aclose()
+
+        run(go())
 
 
 def test_sentinel_mode_in_config():
