@@ -3,9 +3,9 @@
 A subscribed connection can run nothing else, and it must not hold one of the shared pool's
 connections for the worker's lifetime: each feed gets a client of its own, with the same
 server settings (in sentinel mode: the primary the sentinels name at each attempt, so a
-feed lost in a failover resubscribes on the new primary). In a cluster (the shared client is a ValkeyCluster) PUBLISH reaches the
-subscribers of every node, so the feed subscribes on any one node, the next one after each
-loss (the node it was on may be the one that died).
+feed lost in a failover resubscribes on the new primary). In a cluster (the shared client
+is a ValkeyCluster) PUBLISH reaches the subscribers of every node, so the feed subscribes on
+any one node, the next one after each loss (the node it was on may be the one that died).
 """
 
 from __future__ import annotations
