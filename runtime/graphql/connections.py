@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 import orjson
 
 from runtime.errors import ValidationFailed
-from runtime.graphql.read_ahead import taken
 from runtime.rest import MAX_PAGE_SIZE, Collection
 
 
@@ -38,9 +37,6 @@ async def cached(ctx: Any, policy: str | None, resource: str, load: Any) -> Any:
     cache = ctx.resources.cache
     if policy is None or cache is None or ctx.principal is None:
         return await load()
-    ahead = taken(ctx, policy, resource)
-    if ahead is not None:  # read together with the rate limit (runtime.graphql.service._Limit)
-        return ahead
     data, _hit = await cache.fetch(ctx, policy, resource, load)
     return data
 
