@@ -16,7 +16,7 @@ from runtime.auth import user_admin
 from runtime.auth.session import end_session, revoke_replayed_session, sign_in, token_answer
 from runtime.errors import NotFound, Unauthenticated
 from runtime.graphql import crud, resolver
-from runtime.graphql.connections import cached
+from runtime.graphql.connections import cached_now
 from runtime.protobuf import to_dict
 from runtime.rest import Collection
 from runtime.security.route_limits import derived
@@ -30,10 +30,10 @@ async def gateway(ctx, parent):
 
 
 @resolver("Query", "me")
-def me(ctx, parent):  # a plain function returning the coroutine spares a frame
+def me(ctx, parent):  # plain: with the near cache's data at hand there is nothing to await
     # The same cache entry as GET /api/v1/auth/me.
     user_id = ctx.principal.user_id
-    return cached(ctx, "user_profile", "/api/v1/auth/me", lambda: _user(ctx, user_id))
+    return cached_now(ctx, "user_profile", "/api/v1/auth/me", lambda: _user(ctx, user_id))
 
 
 async def _user(ctx, user_id):
