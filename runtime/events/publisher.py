@@ -92,6 +92,13 @@ class EventPublisher:
             "client.id": kafka.client_id,
             "enable.idempotence": True,  # implies acks=all, in-order retries without duplicates
             "acks": "all",
+            # One produce request in flight per broker. With more, a batch refused with
+            # NOT_LEADER_OR_FOLLOWER (a partition created a moment ago, or whose leader moved to a
+            # broker that has no state for this producer) can be overtaken by the next batch,
+            # which that leader accepts; librdkafka then reports the refused batch as delivered
+            # ("implicitly acked by subsequent batch success") though no broker ever wrote it.
+            # Seen losing the first events on new topics (confluent-kafka-go#921, still open).
+            "max.in.flight.requests.per.connection": 1,
             "message.timeout.ms": 0,  # never give up on a record librdkafka holds (module docstring)
             # ...but a refusal that persists (NOT_ENOUGH_REPLICAS, say) must come back to us, for
             # our retries and the dead-letter topic, rather than hold every later event up.
@@ -400,9 +407,9 @@ class EventPublisher:
 
     def _ensure_topics(self) -> None:
         """Create the topics (broker defaults for partitions and replicas) before the first
-        produce. A topic the producer's first record auto-creates was seen, under load, to
-        acknowledge its first events and not keep them; clusters that forbid creation (ACLs,
-        auto-creation off) refuse here, and the topics are then the operator's to make."""
+        produce, rather than leave it to auto-creation (which a cluster may turn off). Clusters
+        that forbid creation (ACLs, auto-creation off) refuse here, and the topics are then the
+        operator's to make."""
         self._topics_checked = True
         admin = AdminClient({"bootstrap.servers": self.brokers, **self._admin_config})
         wanted = [NewTopic(f"{self.prefix}.{name}", -1, -1) for name in ALL_TOPICS]
