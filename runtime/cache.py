@@ -94,6 +94,19 @@ class Cache:
         # entries of one scope together, so in a cluster they must share a slot.
         return f"{self.version_prefix}{{{policy}:{scope}}}"
 
+    def peek(self, ctx: "Context", policy: str, resource: str) -> Any:
+        """The near cache's data for `resource` (a hit), or _ABSENT: a read with nothing to
+        await, for callers that can answer at once (GraphQL resolvers: graphql-core stays on
+        its synchronous path when no field returns an awaitable)."""
+        near = self.near
+        if near is None or not near.live:
+            return _ABSENT
+        digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
+        data = near.get(f"{policy}:{self._scope(ctx, policy)}:{digest}")
+        if data is not _ABSENT:
+            self.stats[f"{policy}:hit"] += 1
+        return data
+
     async def fetch(
         self, ctx: "Context", policy: str, resource: str, load: Callable[[], Awaitable[Any]],
     ) -> tuple[Any, bool]:

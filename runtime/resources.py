@@ -32,7 +32,7 @@ from runtime.security.synced_limits import SyncedLimiter
 from runtime.idempotency import IdempotencyStore
 from runtime.valkey_cluster import ClusterMux, ClusterTracker
 from runtime.valkey_mux import Tracker, ValkeyMux
-from runtime.valkey_retry import command_retries
+from runtime.valkey_retry import cluster_retries, command_retries
 
 
 log = logging.getLogger("gateway")
@@ -65,7 +65,8 @@ class Resources:
             seeds = [(r.host, r.port)] + [parse_address(a) for a in r.cluster_nodes]
             self.valkey = ValkeyCluster(startup_nodes=[ClusterNode(h, p) for h, p in seeds],
                                         password=r.password or None, socket_timeout=r.timeout,
-                                        socket_connect_timeout=r.timeout, max_connections=r.pool_size)
+                                        socket_connect_timeout=r.timeout, max_connections=r.pool_size,
+                                        **cluster_retries(r.max_retries, r.timeout))
             self.valkey_mux = ClusterMux.from_config(r)
             valkey_check = self.valkey_mux.health_check
         else:

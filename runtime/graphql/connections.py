@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import orjson
 
 from runtime.errors import ValidationFailed
-from runtime.graphql.read_ahead import taken
+from runtime.near_cache import _ABSENT
 from runtime.rest import MAX_PAGE_SIZE, Collection
 
 
@@ -38,11 +38,20 @@ async def cached(ctx: Any, policy: str | None, resource: str, load: Any) -> Any:
     cache = ctx.resources.cache
     if policy is None or cache is None or ctx.principal is None:
         return await load()
-    ahead = taken(ctx, policy, resource)
-    if ahead is not None:  # read together with the rate limit (runtime.graphql.service._Limit)
-        return ahead
     data, _hit = await cache.fetch(ctx, policy, resource, load)
     return data
+
+
+def cached_now(ctx: Any, policy: str, resource: str, load: Any) -> Any:
+    """`cached`, but the data itself when this worker's near cache holds it: a resolver that
+    returns it leaves graphql-core nothing to await, and a query of such fields runs
+    synchronously (`gql_me` in the profile: 86 µs CPU instead of 117; loadtests/README.md)."""
+    cache = ctx.resources.cache
+    if cache is not None and ctx.principal is not None:
+        data = cache.peek(ctx, policy, resource)
+        if data is not _ABSENT:
+            return data
+    return cached(ctx, policy, resource, load)
 
 
 async def connection(ctx: Any, collection: Collection, path: str, *, first: int, after: str | None,

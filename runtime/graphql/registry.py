@@ -20,15 +20,9 @@ from typing import Any, Callable, Mapping
 Resolver = Callable[..., Any]
 
 
-def resolver(type_name: str, field_name: str, read_ahead: Callable[..., Any] | None = None
-             ) -> Callable[[Resolver], Resolver]:
-    """`read_ahead(ctx) -> (cache policy, resource, load)`: for an argument-less root field
-    whose first act is that cache read, so the runtime can send it with the rate limit."""
-
+def resolver(type_name: str, field_name: str) -> Callable[[Resolver], Resolver]:
     def register(fn: Resolver) -> Resolver:
         fn.__resolves__ = (type_name, field_name)  # type: ignore[attr-defined]
-        if read_ahead is not None:
-            fn.__read_ahead__ = read_ahead  # type: ignore[attr-defined]
         return fn
 
     return register

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import re
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -103,7 +102,6 @@ def _getter(key: str) -> Callable[..., Any]:
 class Schema:
     schema: GraphQLSchema
     rules: dict[tuple[str, str], FieldRule]  # every field of an object type
-    read_ahead: dict[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)  # Query field -> plan
 
     def rule(self, type_name: str, field_name: str) -> FieldRule | None:
         return self.rules.get((type_name, field_name))
@@ -158,6 +156,4 @@ def build(sdl: str, resolvers: Mapping[tuple[str, str], Callable[..., Any]],
             else:
                 resolve = _bind(fn)
             field.resolve = _guard(resolve, rule) if (rule.permission or not rule.public) else resolve
-    read_ahead = {key[1]: fn.__read_ahead__ for key, fn in resolvers.items()  # type: ignore[attr-defined]
-                  if key[0] == "Query" and getattr(fn, "__read_ahead__", None) is not None}
-    return Schema(schema, rules, read_ahead)
+    return Schema(schema, rules)

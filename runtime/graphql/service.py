@@ -27,7 +27,7 @@ import orjson
 from graphql import ExecutionResult, execute
 from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationType
 
-from runtime.errors import ApiError, RateLimited
+from runtime.errors import ApiError
 from runtime.graphql import limits
 from runtime.graphql.documents import Documents, PersistedQueries, Prepared
 from runtime.graphql.errors import (
@@ -38,7 +38,6 @@ from runtime.graphql.errors import (
     request_error,
 )
 from runtime.graphql.loaders import Loaders
-from runtime.graphql.read_ahead import Failed, leave
 from runtime.graphql.registry import discover
 from runtime.graphql.schema import Schema, build, check_access, load_sdl
 from runtime.pipeline import authenticate
@@ -214,11 +213,7 @@ class GraphQLService:
             except ApiError as error:
                 raise RequestError(error.status, [from_api_error(error)]) from None
         ctx.loaders = Loaders(ctx)
-        ahead = self._read_ahead(ctx, operation) if kind == OperationType.QUERY else None
-        if ahead is not None:
-            await limit.with_read(*ahead)
-        else:
-            await limit.enforce()
+        await limit.enforce()
         assert prepared.document is not None  # _prepare answered errors otherwise
         result = execute(self.schema.schema, prepared.document, context_value=ctx,
                          variable_values=variables, operation_name=name, is_awaitable=is_awaitable)
@@ -244,21 +239,6 @@ class GraphQLService:
             raise _bad("provided sha does not match query")
         await worker.persisted.register(sha, query)
         return query
-
-    def _read_ahead(self, ctx: Any, operation: Any) -> tuple[str, str, Any] | None:
-        """(cache policy, resource, load) of the first root field that declares its cache read
-        (`@resolver(..., read_ahead=)`), when that read is sure to happen: a plain field, no
-        arguments, no @skip/@include, in an operation of fields only."""
-        if ctx.principal is None or ctx.resources.cache is None:
-            return None
-        for selection in operation.selection_set.selections:
-            if not isinstance(selection, FieldNode):
-                return None
-        for selection in operation.selection_set.selections:
-            plan = self.schema.read_ahead.get(selection.name.value)
-            if plan is not None and not selection.arguments and not selection.directives:
-                return plan(ctx)
-        return None
 
     def check_operation(self, ctx: Any, operation: Any, prepared: Prepared) -> None:
         """A mutation runs whole or not at all: every root field's permission, before any
@@ -299,9 +279,8 @@ def _root_fields(selection_set: Any, fragments: Mapping[str, Any], seen: frozens
 
 
 class _Limit:
-    """The request's rate-limit check, run exactly once: on its own, or just before the
-    operation's first cache read, which is started ahead of execution (`with_read`); the
-    read's answer is left for its resolver in `ctx.loaders.memo`."""
+    """The request's rate-limit check, run exactly once: before execution, or when the
+    request is refused before it (a refusal still counts)."""
 
     def __init__(self, limits: Any, headers: Any, ctx: Any) -> None:  # RouteLimits | None, _Headers
         self.limits, self.headers, self.ctx, self.done = limits, headers, ctx, limits is None
@@ -314,23 +293,6 @@ class _Limit:
             await self.limits.enforce(self.headers, self.ctx)
         except ApiError as error:
             raise RequestError(error.status, [from_api_error(error)], error.headers, always=True) from None
-
-    async def with_read(self, policy: str, resource: str, load: Any) -> None:
-        if self.done:
-            return
-        self.done = True
-        ctx = self.ctx
-        try:
-            # The limit first (with synced limits it costs no round trip), then the read,
-            # which the near cache usually answers without one either.
-            await self.limits.enforce(self.headers, ctx)
-        except RateLimited as error:
-            raise RequestError(error.status, [from_api_error(error)], error.headers, always=True) from None
-        try:
-            outcome = (await ctx.resources.cache.fetch(ctx, policy, resource, load))[0]
-        except Exception as error:  # the load failed: its field reports it, the rest still runs
-            outcome = Failed(error)
-        leave(ctx, policy, resource, outcome)
 
 
 class _Headers(dict):

@@ -135,3 +135,48 @@ def test_a_forbidden_read_is_refused_before_the_cache(stack, writes, valkey_clie
     assert answer.status_code == 403 and "X-Cache" not in answer.headers
     assert "RateLimit-Remaining" in answer.headers  # counted, as before authorization
     assert list(valkey_client.scan_iter(PREFIX + "cache:*")) == []
+
+
+# GraphQL: `me` reads the same cache entry as GET /api/v1/auth/me, after the same rate limit.
+
+ME = {"query": "{ me { id } }"}
+
+
+def get_user_calls(stack) -> int:
+    name = "/erp.auth.v1.AuthService/GetUser"
+    return stack.call(lambda: stack.stack.backends.servers["auth"].interceptor.calls[name])
+
+
+async def graphql_me_twice(stack, conductor, writes):
+    """Two `{ me { id } }`: (first, second, Valkey writes and GetUser calls during the second)."""
+    auth = await sign_in(conductor, "employee@acme.example")
+    first = await conductor.simulate_post("/graphql", json=ME, headers=auth)
+    before, calls = writes[0], get_user_calls(stack)
+    second = await conductor.simulate_post("/graphql", json=ME, headers=auth)
+    return first, second, writes[0] - before, get_user_calls(stack) - calls
+
+
+def test_a_graphql_read_served_near_makes_no_valkey_round_trip(stack, writes, valkey_client):
+    async def check(conductor):
+        await near_cache_live(conductor)
+        return await graphql_me_twice(stack, conductor, writes)
+
+    first, second, written, loaded = run(stack, check, ERP_RATE_LIMITS_SYNC_INTERVAL="1h")
+    assert first.status_code == second.status_code == 200, second.text
+    assert first.json == second.json and second.json["data"]["me"]["id"]
+    assert "RateLimit-Remaining" in second.headers  # counted, locally
+    assert loaded == 0  # served from the cache, not the backend
+    assert written == 0  # the synced rate limit and the near cache: nothing leaves the worker
+
+
+@pytest.mark.parametrize("mode,expected", [("synced", 1), ("exact", 2)])
+def test_without_the_near_cache_a_graphql_read_goes_to_valkey(stack, writes, valkey_client, mode, expected):
+    async def check(conductor):
+        return await graphql_me_twice(stack, conductor, writes)
+
+    first, second, written, loaded = run(stack, check, ERP_CACHE_NEAR="false", ERP_RATE_LIMITS_SYNC_INTERVAL="1h",
+                                         ERP_RATE_LIMITS_POLICIES_USER_MODE=mode)
+    assert first.status_code == second.status_code == 200, second.text
+    assert first.json == second.json
+    assert loaded == 0  # a hit in Valkey's cache
+    assert written == expected  # the cache read, after the rate-limit script when that is exact
