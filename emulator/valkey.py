@@ -163,3 +163,113 @@ class EmbeddedCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class EmbeddedSentinel:
+    """A primary, `replicas` replicas (`--replicaof`) and `sentinels` Sentinel processes
+    monitoring it as `master_name` (quorum 2), all from the same binary (`--sentinel` with a
+    config file each: Sentinel rewrites it). Failure detection is fast for tests:
+    `down_after_ms` before a silent primary counts as down, `failover_timeout_ms` between
+    attempts. Nothing persisted; the config files live in a temporary directory."""
+
+    def __init__(self, master_name: str = "erp", replicas: int = 1, sentinels: int = 3, host: str = "127.0.0.1",
+                 down_after_ms: int = 500, failover_timeout_ms: int = 2000) -> None:
+        self.host, self.master_name = host, master_name
+        self.replicas_wanted, self.sentinels_wanted = replicas, sentinels
+        self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
+        self.servers: list[EmbeddedValkey] = []  # the first one starts as the primary
+        self.sentinels: list[tuple[int, subprocess.Popen]] = []  # (port, process)
+        self._dir: str | None = None
+
+    def _sentinel(self) -> tuple[int, subprocess.Popen]:
+        assert self._dir is not None
+        port = free_port(self.host)
+        primary = self.servers[0]
+        conf = Path(self._dir) / f"sentinel-{port}.conf"
+        conf.write_text(
+            f"sentinel monitor {self.master_name} {primary.host} {primary.port} 2\n"
+            f"sentinel down-after-milliseconds {self.master_name} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {self.master_name} {self.failover_timeout_ms}\n"
+            f"sentinel parallel-syncs {self.master_name} 1\n")
+        process = spawn([str(server_binary()), str(conf), "--sentinel", "--port", str(port), "--bind", self.host,
+                         "--dir", self._dir, "--loglevel", "warning"], stdout=subprocess.DEVNULL)
+        return port, process
+
+    def start(self, timeout: float = 30.0) -> "EmbeddedSentinel":
+        import tempfile
+        import time
+
+        import valkey
+
+        self._dir = tempfile.mkdtemp(prefix="valkey-sentinel-")
+        sync = ("--repl-diskless-sync-delay", "0", "--dir", self._dir)  # a replica syncs at once
+        primary = EmbeddedValkey(args=sync).start()
+        self.servers = [primary]
+        for _ in range(self.replicas_wanted):
+            self.servers.append(EmbeddedValkey(args=(*sync, "--replicaof", primary.host, str(primary.port))).start())
+        for _ in range(self.sentinels_wanted):
+            port, process = self._sentinel()
+            self.sentinels.append((port, process))
+            if not wait_for_port(self.host, port, 10):
+                self.stop()
+                raise RuntimeError(f"valkey sentinel did not start on {self.host}:{port}")
+        deadline = time.monotonic() + timeout
+        clients = [valkey.Valkey(host=self.host, port=port, socket_timeout=5) for port, _ in self.sentinels]
+        # Ready for a failover: each sentinel sees the replicas and the other sentinels (they
+        # find each other through the primary's hello channel, every 2 s).
+        while not all(self._ready(c) for c in clients):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("valkey sentinels did not discover each other and the replicas")
+            time.sleep(0.1)
+        for c in clients:
+            c.close()
+        return self
+
+    def _ready(self, sentinel) -> bool:
+        state = sentinel.sentinel_master(self.master_name)
+        return (state["num-other-sentinels"] >= self.sentinels_wanted - 1
+                and state["num-slaves"] >= self.replicas_wanted and not state["is_sdown"])
+
+    @property
+    def addresses(self) -> list[str]:
+        """The sentinels as host:port."""
+        return [f"{self.host}:{port}" for port, _ in self.sentinels]
+
+    def primary(self) -> tuple[str, int]:
+        """Where the sentinels (the first that answers) say the primary is."""
+        import valkey
+
+        for port, _ in self.sentinels:
+            try:
+                with valkey.Valkey(host=self.host, port=port, socket_timeout=2) as client:
+                    host, primary_port = client.sentinel_get_master_addr_by_name(self.master_name)
+                    return (host.decode() if isinstance(host, bytes) else host), int(primary_port)
+            except valkey.exceptions.ValkeyError:
+                continue
+        raise RuntimeError("no sentinel answers")
+
+    def server_at(self, address: tuple[str, int]) -> EmbeddedValkey:
+        return next(s for s in self.servers if (s.host, s.port) == address)
+
+    def environment(self) -> dict[str, str]:
+        """ERP_REDIS_* for a gateway in sentinel mode."""
+        return {"ERP_REDIS_MODE": "sentinel", "ERP_REDIS_SENTINELS": ",".join(self.addresses),
+                "ERP_REDIS_SENTINEL_MASTER": self.master_name}
+
+    def stop(self) -> None:
+        import shutil
+
+        for _, process in self.sentinels:
+            stop(process, timeout=5)
+        self.sentinels = []
+        for server in self.servers:
+            server.stop()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> "EmbeddedSentinel":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -427,17 +427,22 @@ REDIS = Section("redis", {
                           "After a timeout or lost connection, how long the request path skips Valkey before probing it."),
     "mode": F(Enum("standalone", "cluster", "sentinel"), "standalone",
               "standalone: one server (host, port); cluster: a Valkey Cluster, host:port and cluster_nodes its seeds; "
-              "sentinel: refused (not built)."),
+              "sentinel: the primary the sentinels name (host and port unused), followed through failovers."),
     "cluster_nodes": F(List(HOST_PORT), [], "More seed nodes of the cluster besides host:port (mode: cluster)."),
     "cluster_refresh_interval": F(Duration(min=0.1), "5s",
                                   "How often the slot map is re-read when nothing prompts it (MOVED and lost nodes do at once)."),
+    "sentinels": F(List(HOST_PORT), [], "Sentinels asked in turn for the primary, as host:port (mode: sentinel; at least one)."),
+    "sentinel_master": F(Str(lambda v: bool(v.strip()), "a non-empty name"), "erp",
+                         "The name the sentinels monitor the primary under (`sentinel monitor <name> ...`)."),
+    "sentinel_password": F(Str(), "", "AUTH password of the sentinels themselves, if they have one "
+                           "(redis.password is the primary's).", secret=True),
 }, "Shared state: revocation, rate limits, sessions.", validate=lambda c: _check_redis(c))
 
 
 def _check_redis(c: Any) -> None:
-    if c.mode == "sentinel":
-        raise ConfigError("redis.mode: 'sentinel' is not supported by this gateway (the request-path client "
-                          "follows no Sentinel failover); use 'standalone' or 'cluster'")
+    if c.mode == "sentinel" and not c.sentinels:
+        raise ConfigError("redis.sentinels: empty with mode 'sentinel' (expected at least one sentinel as host:port, "
+                          "e.g. ERP_REDIS_SENTINELS=sentinel-0:26379,sentinel-1:26379)")
     if c.mode == "cluster" and c.db != 0:
         raise ConfigError(f"redis.db: {c.db} with mode 'cluster' (a cluster has database 0 only)")
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from runtime.resources import Resources
 
 from runtime.responses import Record
+from runtime.valkey_sentinel import SentinelMux
 
 # What check_dependencies answers, for /openapi.json (kept next to the code that builds it).
 DEPENDENCY = Record("Dependency", {
@@ -61,8 +62,19 @@ DEPENDENCY = Record("Dependency", {
                     "redirects": {"type": "object", "description": "MOVED, ASK and TRYAGAIN answers followed",
                                   "additionalProperties": {"type": "integer", "minimum": 0}},
                 }},
+    "sentinel": {"type": "object", "description": "valkey with redis.mode sentinel: the primary the sentinels named",
+                 "required": ["master", "primary", "sentinels", "watching", "switches"],
+                 "properties": {
+                     "master": {"type": "string", "description": "the name the sentinels monitor (redis.sentinel_master)"},
+                     "primary": {"type": ["string", "null"],
+                                 "description": "host:port named by a sentinel and verified by ROLE; null while unknown"},
+                     "sentinels": {"type": "array", "items": {"type": "string"}},
+                     "watching": {"type": ["string", "null"],
+                                  "description": "the sentinel whose +switch-master announcements are followed"},
+                     "switches": {"type": "integer", "minimum": 0, "description": "failovers announced"},
+                 }},
 }, optional=("error", "breaker", "in_flight", "tls", "rate_limits", "revocations", "revocation_checks_unchecked",
-             "realtime", "near_cache", "cluster", "mode", "brokers", "queued", "spool", "counters"),
+             "realtime", "near_cache", "cluster", "sentinel", "mode", "brokers", "queued", "spool", "counters"),
    doc="One dependency's health")
 READINESS = Record("Readiness", {
     "status": {"type": "string", "enum": ["ready", "degraded", "unavailable"]},
@@ -101,8 +113,12 @@ async def check_dependencies(resources: "Resources") -> dict[str, Any]:
         valkey["breaker"] = mux.breaker_state  # the request path's view, which fails fast while open
         if valkey["status"] == "up" and not mux.available:
             valkey["status"], valkey["error"] = "down", "request path failing fast (breaker open)"
-        describe = getattr(mux, "describe", None)
-        if describe is not None:  # redis.mode: cluster: its state, primaries, replicas, redirects followed
+        if isinstance(mux, SentinelMux):  # redis.mode: sentinel: the primary they named, verified
+            valkey["sentinel"] = mux.describe()
+            if valkey["status"] == "up" and mux.primary is None:
+                valkey["status"], valkey["error"] = "down", "no primary known: " + (mux.last_error or "not resolved yet")
+        elif (describe := getattr(mux, "describe", None)) is not None:
+            # redis.mode: cluster: its state, primaries, replicas, redirects followed
             valkey["cluster"] = describe()
         # While the feed is not synced each request asks Valkey (correct, slower); while neither
         # answers, `security.revocation_unavailable` decides and readiness is degraded.

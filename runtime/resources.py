@@ -54,9 +54,12 @@ class Resources:
         # request path's multiplexed client (rate limits, cache, revocation checks and logout):
         # one shared, pipelined connection; half valkey-py's CPU per call, and most of what is
         # left is the kernel's round trip. In cluster mode both follow the cluster's slot map
-        # (runtime.valkey_cluster; the feeds subscribe on any node: runtime.valkey_feed).
+        # (runtime.valkey_cluster; the feeds subscribe on any node: runtime.valkey_feed). In
+        # sentinel mode both ask the sentinels where the primary is (runtime.valkey_sentinel;
+        # valkey-py's Sentinel for the off-path client).
         self.valkey: Any
         self.valkey_mux: ValkeyMux
+        self.sentinel: Any = None
         if r.mode == "cluster":
             from valkey.asyncio.cluster import ClusterNode, ValkeyCluster
 
@@ -68,6 +71,20 @@ class Resources:
                                         socket_connect_timeout=r.timeout, max_connections=r.pool_size,
                                         **cluster_retries(r.max_retries, r.timeout))
             self.valkey_mux = ClusterMux.from_config(r)
+            valkey_check = self.valkey_mux.health_check
+        elif r.mode == "sentinel":
+            from valkey.asyncio.sentinel import Sentinel
+
+            from runtime.valkey_sentinel import BlockingSentinelPool, SentinelMux, parse_address as sentinel_address
+
+            timeouts = {"socket_timeout": r.timeout, "socket_connect_timeout": r.timeout}
+            self.sentinel = Sentinel([sentinel_address(a) for a in r.sentinels],
+                                     sentinel_kwargs={"password": r.sentinel_password or None, **timeouts},
+                                     password=r.password or None, db=r.db, **timeouts)
+            self.valkey = self.sentinel.master_for(r.sentinel_master, connection_pool_class=BlockingSentinelPool,
+                                                   max_connections=r.pool_size, timeout=r.timeout,
+                                                   **command_retries(r.max_retries, r.timeout))
+            self.valkey_mux = SentinelMux.from_config(r)
             valkey_check = self.valkey_mux.health_check
         else:
             # A blocking pool: past pool_size, a request waits (up to the timeout) for a free
@@ -183,3 +200,6 @@ class Resources:
         await self.backends.close()
         await self.valkey_mux.aclose()
         await self.valkey.aclose()
+        if self.sentinel is not None:
+            for sentinel in self.sentinel.sentinels:
+                await sentinel.aclose()

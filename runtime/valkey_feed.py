@@ -2,9 +2,10 @@
 
 A subscribed connection can run nothing else, and it must not hold one of the shared pool's
 connections for the worker's lifetime: each feed gets a client of its own, with the same
-server settings. In a cluster (the shared client is a ValkeyCluster) PUBLISH reaches the
-subscribers of every node, so the feed subscribes on any one node, the next one after each
-loss (the node it was on may be the one that died).
+server settings (in sentinel mode: the primary the sentinels name at each attempt, so a
+feed lost in a failover resubscribes on the new primary). In a cluster (the shared client
+is a ValkeyCluster) PUBLISH reaches the subscribers of every node, so the feed subscribes on
+any one node, the next one after each loss (the node it was on may be the one that died).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def feed_client(shared: Any, attempt: int = 0) -> Valkey:
         return Valkey(connection_pool=ConnectionPool(connection_class=node.connection_class, max_connections=2,
                                                      host=node.host, port=node.port, **kwargs))
     pool = shared.connection_pool
+    manager = getattr(pool, "sentinel_manager", None)
+    if manager is not None:  # valkey.asyncio.sentinel: the primary the sentinels name now
+        kwargs = {k: v for k, v in pool.connection_kwargs.items() if k != "connection_pool"}
+        return manager.master_for(pool.service_name, max_connections=2, **kwargs)
     return Valkey(connection_pool=ConnectionPool(connection_class=pool.connection_class, max_connections=2,
                                                  **pool.connection_kwargs))
 

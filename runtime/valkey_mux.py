@@ -33,7 +33,9 @@ connection (or a few, `redis.connections`) per worker, shared by every request o
   holds of them. Push frames (`>`) go to a callback, never to a caller's future.
 Pub/sub, SCAN and the health check stay on valkey-py: they are off the request path.
 A Valkey Cluster (`redis.mode: cluster`): runtime.valkey_cluster.ClusterMux, this client
-with a slot map in front and one ValkeyMux per node.
+with a slot map in front and one ValkeyMux per node. Sentinel (`redis.mode: sentinel`):
+runtime.valkey_sentinel.SentinelMux, this client asking the sentinels where the primary is
+whenever it (re)connects.
 """
 
 from __future__ import annotations
@@ -174,6 +176,10 @@ class _Connection(asyncio.Protocol):
         self._watchdog: asyncio.TimerHandle | None = None
         self._outbox: list[bytes] = []  # commands of this loop iteration, written together
         self.on_push: Callable[[Push], None] | None = None  # RESP3 pushes (the tracking connection)
+        # Told (soon after) of a READONLY error reply: the server is a replica now (a Sentinel
+        # failover demoted it). On the error branch only: a reply that succeeds pays nothing.
+        self.on_readonly: Callable[["_Connection"], None] | None = None
+        self.address: tuple[str, int] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -248,6 +254,8 @@ class _Connection(asyncio.Protocol):
                 if not future.done():  # a cancelled caller's reply is read and dropped
                     if isinstance(reply, errors.ValkeyError):  # an error reply (NOAUTH is a ConnectionError)
                         future.set_exception(reply)
+                        if self.on_readonly is not None and isinstance(reply, errors.ReadOnlyError):
+                            self.loop.call_soon(self.on_readonly, self)
                     else:
                         future.set_result(reply)
         except (ValueError, IndexError, errors.InvalidResponse) as exc:
@@ -495,11 +503,13 @@ class ValkeyMux:
             slot.conn = await self._open(asyncio.get_running_loop())
             return slot.conn
 
-    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
-        where = f"{self.host}:{self.port}"
+    async def _open(self, loop: asyncio.AbstractEventLoop, address: tuple[str, int] | None = None) -> _Connection:
+        """A new connection to `address` (default: host and port), authenticated, its db selected."""
+        host, port = address or (self.host, self.port)
+        where = f"{host}:{port}"
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(loop, self.timeout, self.max_pending), self.host, self.port),
+                loop.create_connection(lambda: _Connection(loop, self.timeout, self.max_pending), host, port),
                 self.timeout,
             )
         except asyncio.TimeoutError:
@@ -517,6 +527,7 @@ class ValkeyMux:
             except BaseException:
                 conn.fail(errors.ConnectionError("Valkey connection set-up failed"))
                 raise
+        conn.address = (host, port)
         return conn
 
     async def aclose(self) -> None:

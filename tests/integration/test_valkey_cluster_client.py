@@ -189,8 +189,8 @@ def test_cluster_mode_in_config():
 
     config = load_config(env={"ERP_REDIS_MODE": "cluster", "ERP_REDIS_CLUSTER_NODES": "127.0.0.1:7001,127.0.0.1:7002"})
     assert config.redis.mode == "cluster" and config.redis.cluster_nodes == ("127.0.0.1:7001", "127.0.0.1:7002")
-    with pytest.raises(ConfigError, match="sentinel"):
-        load_config(env={"ERP_REDIS_MODE": "sentinel"})
+    sentinel = load_config(env={"ERP_REDIS_MODE": "sentinel", "ERP_REDIS_SENTINELS": "127.0.0.1:26379"})
+    assert sentinel.redis.mode == "sentinel"  # accepted now: tests/integration/test_valkey_sentinel_client.py
     with pytest.raises(ConfigError, match=r"redis\.db"):
         load_config(env={"ERP_REDIS_MODE": "cluster", "ERP_REDIS_DB": "2"})
     with pytest.raises(ConfigError, match=r"redis\.cluster_nodes"):

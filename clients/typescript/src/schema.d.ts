@@ -1491,6 +1491,18 @@ export interface components {
              * @enum {string}
              */
             revocations?: "synced" | "per-request" | "unchecked (fail_open)" | "unchecked (fail_closed)";
+            /** @description valkey with redis.mode sentinel: the primary the sentinels named */
+            sentinel?: {
+                /** @description the name the sentinels monitor (redis.sentinel_master) */
+                master: string;
+                /** @description host:port named by a sentinel and verified by ROLE; null while unknown */
+                primary: string | null;
+                sentinels: string[];
+                /** @description failovers announced */
+                switches: number;
+                /** @description the sentinel whose +switch-master announcements are followed */
+                watching: string | null;
+            };
             /** @description kafka: the spool (pending events, bytes, max_bytes, fill, refused) */
             spool?: {
                 [key: string]: number;
