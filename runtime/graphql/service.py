@@ -290,7 +290,10 @@ class _Limit:
             return
         self.done = True
         try:
-            await self.limits.enforce(self.headers, self.ctx)
+            # As REST's pipeline: a synced policy within this worker's allowance is decided
+            # without a coroutine; only what needs Valkey awaits.
+            if not self.limits.enforce_local(self.headers, self.ctx):
+                await self.limits.enforce(self.headers, self.ctx)
         except ApiError as error:
             raise RequestError(error.status, [from_api_error(error)], error.headers, always=True) from None
 

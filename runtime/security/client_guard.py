@@ -28,6 +28,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from runtime.errors import ApiError, HttpVersionNotSupported, RateLimited, RequestTimeout, ValidationFailed
+from runtime.expect_continue import deferred
 from runtime.observability.access_log import log_access
 from runtime.request_id import request_id
 from runtime.security.client_ip import ClientIp
@@ -111,13 +112,17 @@ class BodyDeadlines:
                 task.cancel()
 
 
-def _declares_body(headers: Any) -> bool:
+def _framing(headers: Any) -> tuple[bool, bool]:
+    """(whether the request declares a body, whether it asks `Expect: 100-continue`), in one pass."""
+    body = expect = False
     for name, value in headers:
         if name == b"content-length":
-            return value.strip() != b"0"
-        if name == b"transfer-encoding":
-            return True
-    return False
+            body = body or value.strip() != b"0"
+        elif name == b"transfer-encoding":  # overrides any Content-Length (RFC 9112 6.3)
+            body = True
+        elif name == b"expect":
+            expect = value.lower() == b"100-continue"
+    return body, expect
 
 
 def _replay(first: dict, receive: Receive) -> Receive:
@@ -170,7 +175,10 @@ class ClientGuard:
             return await self._refuse(scope, send, error, started)
         self.in_flight[address] = count + 1
         try:
-            if version != "2" and not _declares_body(headers):
+            body, expect = _framing(headers)
+            if expect:
+                receive = deferred(receive)
+            if version != "2" and not body:
                 # HTTP/1 without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3):
                 # nothing to wait for, so no deadline to keep.
                 return await self.http_app(scope, receive, send)

@@ -83,11 +83,13 @@ def test_report_runs_every_comparison_and_writes_markdown_and_a_chart(tmp_path: 
         row = re.search(rf"^\| {re.escape(name)} \| {server} \|(.*)\|$", report, re.M)
         assert row, f"no row for {name}:\n{report}"
         cells = [c.strip() for c in row.group(1).split("|")]
-        assert len(cells) == 9, cells  # req/s, p50, p99, vs bare, vs FastAPI, half rate (sent), p50, p99, lag
-        for i in (0, 1, 2, 3, 6, 7, 8):
+        # req/s, p50, p99, vs bare, CPU µs/request, CPU vs bare, vs FastAPI, half rate (sent), p50, p99, lag
+        assert len(cells) == 11, cells
+        for i in (0, 1, 2, 3, 4, 5, 8, 9, 10):
             assert re.fullmatch(number, cells[i]), (name, i, cells)
-        assert re.fullmatch(rf"{number} \({number}\)", cells[5]), cells
-        assert re.fullmatch(rf"{number}x", cells[4]) if name == "me" else cells[4] == "", cells
+        assert float(cells[4]) > 0, cells  # the server's own CPU was read from /proc
+        assert re.fullmatch(rf"{number} \({number}\)", cells[7]), cells
+        assert re.fullmatch(rf"{number}x", cells[6]) if name == "me" else cells[6] == "", cells
     assert re.search(r"^50-employee GraphQL query: [\d.]+ backend calls per request", report, re.M), report
 
     # The goals of issues 11, 12, 15 and 16, each with a verdict.
