@@ -43,6 +43,7 @@ def kafka_home() -> Path:
 # session is Kafka's default 9 s, not shorter: with 3 s, a loaded machine starved the
 # controller's queue ("Timed out heartbeat from broker 1") and the single node fenced itself,
 # taking every partition offline for a moment (a kill -9 restart takes a few seconds longer).
+# (Events once lost on new topics were librdkafka's, not this: runtime/events/publisher.py.)
 _PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
