@@ -31,7 +31,7 @@ from runtime.security.ratelimit import RateLimiter
 from runtime.security.synced_limits import SyncedLimiter
 from runtime.idempotency import IdempotencyStore
 from runtime.valkey_cluster import ClusterMux, ClusterTracker
-from runtime.valkey_mux import Tracker, ValkeyMux
+from runtime.valkey_mux import Tracker, ValkeyMux, parse_address
 from runtime.valkey_retry import cluster_retries, command_retries
 
 
@@ -63,8 +63,6 @@ class Resources:
         if r.mode == "cluster":
             from valkey.asyncio.cluster import ClusterNode, ValkeyCluster
 
-            from runtime.valkey_cluster import parse_address
-
             seeds = [(r.host, r.port)] + [parse_address(a) for a in r.cluster_nodes]
             self.valkey = ValkeyCluster(startup_nodes=[ClusterNode(h, p) for h, p in seeds],
                                         password=r.password or None, socket_timeout=r.timeout,
@@ -75,10 +73,10 @@ class Resources:
         elif r.mode == "sentinel":
             from valkey.asyncio.sentinel import Sentinel
 
-            from runtime.valkey_sentinel import BlockingSentinelPool, SentinelMux, parse_address as sentinel_address
+            from runtime.valkey_sentinel import BlockingSentinelPool, SentinelMux
 
             timeouts = {"socket_timeout": r.timeout, "socket_connect_timeout": r.timeout}
-            self.sentinel = Sentinel([sentinel_address(a) for a in r.sentinels],
+            self.sentinel = Sentinel([parse_address(a) for a in r.sentinels],
                                      sentinel_kwargs={"password": r.sentinel_password or None, **timeouts},
                                      password=r.password or None, db=r.db, **timeouts)
             self.valkey = self.sentinel.master_for(r.sentinel_master, connection_pool_class=BlockingSentinelPool,

@@ -29,7 +29,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from valkey import exceptions as errors
 
-from runtime.valkey_mux import Script, ValkeyMux, pack
+from runtime.valkey_mux import Script, ValkeyMux, pack, parse_address
 
 log = logging.getLogger("gateway.valkey")
 
@@ -387,11 +387,6 @@ class ClusterMux(ValkeyMux):
             self._watcher.cancel()
         await asyncio.gather(*(n.aclose() for n in list(self.nodes.values())), return_exceptions=True)
         await super().aclose()
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 class ClusterTracker:

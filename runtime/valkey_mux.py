@@ -542,6 +542,22 @@ class ValkeyMux:
                 await conn.lost
 
 
+def parse_address(address: str) -> tuple[str, int]:
+    """`host:port` (an IPv6 host in brackets) as configured for cluster seeds and sentinels."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def hold(conn: _Connection, ping_interval: float) -> None:
+    """Wait until `conn` is lost, with a PING every `ping_interval` so that its watchdog
+    notices a server that stopped answering (a connection that only listens for pushes)."""
+    while conn.error is None:
+        try:
+            await asyncio.wait_for(asyncio.shield(conn.lost), ping_interval)
+        except asyncio.TimeoutError:
+            await conn.call_many([pack(("PING",))])
+
+
 class Tracker:
     """Server-assisted invalidation: one RESP3 connection with `CLIENT TRACKING on BCAST` over
     `prefixes`. `on_invalidate(keys)` gets the keys of every push (None: everything, after a
@@ -587,11 +603,7 @@ class Tracker:
                 await conn.call_many([pack(("HELLO", "3")), pack(self.command)])
                 self.live = True
                 self.on_state(True)
-                while conn.error is None:
-                    try:
-                        await asyncio.wait_for(asyncio.shield(conn.lost), self.ping_interval)
-                    except asyncio.TimeoutError:
-                        await conn.call_many([pack(("PING",))])
+                await hold(conn, self.ping_interval)
             except (errors.ValkeyError, OSError, asyncio.TimeoutError) as exc:
                 log.debug("cache invalidation connection failed", extra={"error": str(exc)[:200]})
             finally:

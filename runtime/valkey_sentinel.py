@@ -33,7 +33,7 @@ from valkey import exceptions as errors
 from valkey.asyncio.connection import BlockingConnectionPool
 from valkey.asyncio.sentinel import SentinelConnectionPool
 
-from runtime.valkey_mux import Push, ValkeyMux, _Connection, pack
+from runtime.valkey_mux import Push, ValkeyMux, _Connection, hold, pack, parse_address
 
 log = logging.getLogger("gateway.valkey")
 
@@ -46,11 +46,6 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """valkey-py's sentinel pool (the primary asked of the sentinels at each connect) that,
     like the standalone client's, waits up to `timeout` for a free connection past
     `max_connections` instead of failing at once with "Too many connections"."""
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 class SentinelMux(ValkeyMux):
@@ -193,11 +188,7 @@ class SentinelMux(ValkeyMux):
                 if conn.transport is not None:
                     conn.transport.write(pack(("SUBSCRIBE", SWITCH_CHANNEL)))
                 self.watching = f"{sentinel.host}:{sentinel.port}"
-                while conn.error is None:
-                    try:
-                        await asyncio.wait_for(asyncio.shield(conn.lost), WATCH_PING)
-                    except asyncio.TimeoutError:
-                        await conn.call_many([pack(("PING",))])
+                await hold(conn, WATCH_PING)
             except (errors.ValkeyError, OSError, asyncio.TimeoutError) as exc:
                 log.debug("sentinel subscription failed", extra={"error": str(exc)[:200]})
             finally:
