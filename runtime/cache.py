@@ -94,6 +94,12 @@ class Cache:
         # entries of one scope together, so in a cluster they must share a slot.
         return f"{self.version_prefix}{{{policy}:{scope}}}"
 
+    def _names(self, ctx: "Context", policy: str, resource: str) -> tuple[str, str, str]:
+        """(scope, digest of the resource, the entry's key in the near cache and in-flight map)."""
+        scope = self._scope(ctx, policy)
+        digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
+        return scope, digest, f"{policy}:{scope}:{digest}"
+
     def peek(self, ctx: "Context", policy: str, resource: str) -> Any:
         """The near cache's data for `resource` (a hit), or _ABSENT: a read with nothing to
         await, for callers that can answer at once (GraphQL resolvers: graphql-core stays on
@@ -101,8 +107,7 @@ class Cache:
         near = self.near
         if near is None or not near.live:
             return _ABSENT
-        digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
-        data = near.get(f"{policy}:{self._scope(ctx, policy)}:{digest}")
+        data = near.get(self._names(ctx, policy, resource)[2])
         if data is not _ABSENT:
             self.stats[f"{policy}:hit"] += 1
         return data
@@ -118,9 +123,7 @@ class Cache:
         So a follower never inherits the starter's cancellation (its client went away) or a
         timeout caused by the starter's shorter deadline.
         """
-        scope = self._scope(ctx, policy)
-        digest = hashlib.blake2b(resource.encode(), digest_size=16).hexdigest()
-        local_key = f"{policy}:{scope}:{digest}"
+        scope, digest, local_key = self._names(ctx, policy, resource)
         near, generation = self.near, None
         if near is not None and near.live:
             data = near.get(local_key)
