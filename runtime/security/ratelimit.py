@@ -229,14 +229,16 @@ def _decision(rules: Sequence[tuple[Policy, str]], answer: list[int]) -> Decisio
     return Decision(bool(answer[0]), tuple(outcomes))
 
 
+def _limit_values(decision: Decision) -> tuple[str, str, str]:
+    """RateLimit-Limit, -Remaining and -Reset, from the tightest policy."""
+    o = decision.tightest
+    return str(o.policy.limit), str(o.remaining), str(math.ceil(o.reset))
+
+
 def headers(decision: Decision) -> dict[str, str]:
     """RateLimit-* (draft-ietf-httpapi-ratelimit-headers) and, when refused, Retry-After."""
-    o = decision.tightest
-    out = {
-        "RateLimit-Limit": str(o.policy.limit),
-        "RateLimit-Remaining": str(o.remaining),
-        "RateLimit-Reset": str(math.ceil(o.reset)),
-    }
+    limit, remaining, reset = _limit_values(decision)
+    out = {"RateLimit-Limit": limit, "RateLimit-Remaining": remaining, "RateLimit-Reset": reset}
     if not decision.allowed:
         out["Retry-After"] = str(max(1, math.ceil(max(x.retry_after for x in decision.outcomes))))
     return out
@@ -250,7 +252,4 @@ def set_headers(resp: Any, decision: Decision) -> None:
     if answer is None:
         resp.set_headers(headers(decision))
         return
-    o = decision.tightest
-    answer["ratelimit-limit"] = str(o.policy.limit)
-    answer["ratelimit-remaining"] = str(o.remaining)
-    answer["ratelimit-reset"] = str(math.ceil(o.reset))
+    answer["ratelimit-limit"], answer["ratelimit-remaining"], answer["ratelimit-reset"] = _limit_values(decision)
